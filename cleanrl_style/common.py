@@ -13,7 +13,9 @@ Autoreset semantics of every env made by `make_env` (the ManiSkill / Gymnasium "
     Bootstrap from it on truncation, never from `obs`.
   - `info["final_info"]["episode"]` holds the episode metrics (success_once, success_at_end,
     return, episode_len) for the rows where `info["_final_info"]` is True.
-  - `info["success"]` is the per-step success flag, (N,) bool.
+  - `info["success"]` (N,) bool is the success flag of the state each returned `obs` row shows:
+    for rows that were just reset that is the new episode's first state, so read the finished
+    episode's outcome from `info["final_info"]["episode"]`, never from `info["success"]`.
   - with partial_reset=False (evaluation), terminations are ignored: every episode runs to the
     time limit and all envs end and reset together.
 """
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -52,8 +55,18 @@ class UserError(Exception):
         self.code = code
 
 
+_OPEN_ENVS: "weakref.WeakSet[VecEnv]" = weakref.WeakSet()
+
+
+def close_all_envs() -> None:
+    """Close every VecEnv still open (stops CPU worker processes), e.g. after an error."""
+    for env in list(_OPEN_ENVS):
+        env.close()
+
+
 def run(main: Callable[[Any], Any], args: Any) -> Any:
-    """Call `main(args)`; a UserError ends the process with one line on stderr and its exit code."""
+    """Call `main(args)`; a UserError ends the process with one line on stderr and its exit code.
+    Envs the run left open are closed either way."""
     try:
         return main(args)
     except UserError as e:
@@ -62,6 +75,8 @@ def run(main: Callable[[Any], Any], args: Any) -> Any:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        close_all_envs()
 
 
 # ----------------------------------------------------------------------------- env ids
@@ -246,6 +261,8 @@ class VecEnv:
         self.action_dim = int(np.prod(space.shape))
         self.max_episode_steps = self._max_episode_steps()
         self.obs_shapes: dict[str, tuple] = {}
+        self.closed = False
+        _OPEN_ENVS.add(self)
 
     # -- helpers
     def _max_episode_steps(self) -> Optional[int]:
@@ -351,10 +368,20 @@ class VecEnv:
         return write_video(os.path.join(self.video_dir, f"{name}.mp4"), frames, fps=fps)
 
     def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        _OPEN_ENVS.discard(self)
         try:
             self.env.close()
         except Exception:  # noqa: BLE001  (closing a half-started vector env must not mask the real error)
             pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _clone(obs):
@@ -436,14 +463,21 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: int = 20) -> Optio
     path = str(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path[:-4] + ".tmp.mp4"
+    writer = None
     try:
         import imageio.v2 as imageio
 
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=1) as w:
-            for f in frames:
-                w.append_data(np.asarray(f, dtype=np.uint8))
+        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", quality=7, macro_block_size=1)
+        for f in frames:
+            writer.append_data(np.asarray(f, dtype=np.uint8))
+        writer.close()
     except Exception as e:  # noqa: BLE001  (missing ffmpeg must not kill a training run)
         print(f"warning: could not write video {path}: {e}", file=sys.stderr)
+        if writer is not None:  # imageio's __exit__ skips close() on error: stop ffmpeg before deleting
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001
+                pass
         if os.path.exists(tmp):
             os.remove(tmp)
         return None
@@ -457,6 +491,7 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -466,6 +501,12 @@ def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Union[str, Path], text: str) -> None:
@@ -532,7 +573,8 @@ EVAL_KEYS = ("success_once", "success_at_end", "return", "episode_len")
 @torch.no_grad()
 def evaluate(policy: Callable[[Any], torch.Tensor], env: VecEnv, num_episodes: int,
              seed: Optional[int] = None, video_name: Optional[str] = None) -> dict:
-    """Run `num_episodes` episodes with a deterministic `policy(obs) -> action` on a dedicated
+    """Run `num_episodes` episodes with a deterministic `policy(obs) -> action` (optionally with a
+    `reset()` method, called after every env reset) on a dedicated
     eval env (made with partial_reset=False, reconfiguration_freq=1). Episode i uses seed
     `seed + i` when a seed is given. Returns mean metrics plus the per-episode lists; writes
     `<video_dir>/<video_name>.mp4` of the first batch of episodes when video_name is given."""
@@ -546,6 +588,8 @@ def evaluate(policy: Callable[[Any], torch.Tensor], env: VecEnv, num_episodes: i
         if record:
             env.start_video()
         obs, _ = env.reset(seed=None if seed is None else seed + batch * env.num_envs)
+        if hasattr(policy, "reset"):  # stateful policies (frame stacks, action chunks) start fresh
+            policy.reset()
         finished = torch.zeros(env.num_envs, dtype=torch.bool)
         while not finished.all():
             obs, _, _, _, info = env.step(policy(obs))

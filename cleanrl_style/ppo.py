@@ -49,8 +49,8 @@ class Args:
     """rollout length per env per iteration"""
     update_epochs: int = 4
     """PPO epochs per iteration"""
-    num_minibatches: int = 32
-    """minibatches per epoch"""
+    num_minibatches: Optional[int] = None
+    """minibatches per epoch (default: 32 on GPU, 4 on CPU)"""
     learning_rate: float = 3e-4
     """Adam learning rate"""
     anneal_lr: bool = False
@@ -212,14 +212,15 @@ def main(args: Args):
     num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
     if args.cudagraphs and backend != "gpu":
         raise common.UserError("--cudagraphs needs CUDA (GPU sim backend)")
+    num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
+    env_id = common.resolve_env_id(args.env_id)
     batch_size = num_envs * args.num_steps
-    if batch_size % args.num_minibatches:
-        raise common.UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
-    minibatch_size = batch_size // args.num_minibatches
+    if batch_size % num_minibatches:
+        raise common.UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {num_minibatches}")
+    minibatch_size = batch_size // num_minibatches
     num_iterations = max(1, args.total_timesteps // batch_size)
     common.seed_everything(args.seed)
 
-    env_id = common.resolve_env_id(args.env_id)
     run = common.RunLogger(args, "ppo", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
                            total_steps=num_iterations * batch_size, exp_name=args.exp_name)
     envs = common.make_env(env_id, num_envs, "state", control_mode=args.control_mode, sim_backend=backend,

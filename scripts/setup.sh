@@ -71,6 +71,11 @@ else
 fi
 
 # ---------------------------------------------------------------- 2. Python environment
+# pip, minus the per-package "Location ... is ignored" noise some pip configurations print
+pip_install() {
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "WARNING: Location" || true; }
+  return "${PIPESTATUS[0]}"
+}
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || die "Python >= 3.10 required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.x"
 WANT="$(sha1sum pyproject.toml | cut -d' ' -f1) torch=$TORCH_VERSION"
@@ -78,7 +83,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python"
   say "Python env: $VENV up to date"
 else
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
-  PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+  PIP=(pip_install)
   if "$VENV/bin/python" -c "import torch,sys; sys.exit(0 if torch.__version__.split('+')[0]=='$TORCH_VERSION' else 1)" 2>/dev/null; then
     say "torch $TORCH_VERSION already installed"
   elif have_nvidia; then

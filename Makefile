@@ -1,0 +1,21 @@
+# make setup      - .venv with pinned torch + this project (+ CPU Vulkan driver where there is no NVIDIA GPU)
+# make test       - setup if needed, then the test suite (CPU is enough)
+# make quickstart - setup if needed, then train + evaluate a small PickCube policy, with an eval video
+PY := .venv/bin/python
+
+.PHONY: setup test test-fast quickstart clean-runs
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@bash scripts/run_tests.sh
+
+test-fast: setup
+	@bash scripts/run_tests.sh -m "not slow"
+
+quickstart: setup
+	@bash scripts/quickstart.sh
+
+clean-runs:
+	rm -rf runs/quickstart

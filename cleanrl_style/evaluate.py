@@ -1,0 +1,84 @@
+"""Evaluate a checkpoint written by any cleanrl_style script. Docs: docs/foundation.md
+
+    python cleanrl_style/evaluate.py --checkpoint runs/<run>/best.pt --num-episodes 100 --seed 0 --video
+
+Rebuilds the env from the checkpoint's own config (task, obs mode, image size, cameras,
+controller, episode length), rebuilds the policy through the module of the script that wrote the
+checkpoint (its `load_policy`), and runs the shared fair evaluation: no partial resets,
+reconfiguration every reset, deterministic actions, episode i seeded with seed + i.
+Writes final_eval.json (and final_eval.mp4 with --video) next to the checkpoint unless --out-dir.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import tyro
+
+from cleanrl_style import common
+
+
+@dataclass
+class Args:
+    checkpoint: str
+    """path to a best.pt / last.pt written by one of the scripts"""
+    num_episodes: int = 16
+    """evaluation episodes"""
+    seed: int = 0
+    """episode i uses seed + i"""
+    num_envs: Optional[int] = None
+    """parallel eval envs (default: min(num_episodes, 16) on GPU, min(num_episodes, 2) on CPU)"""
+    video: bool = False
+    """save an mp4 of the first batch of episodes"""
+    sim_backend: str = "auto"
+    """auto, gpu or cpu"""
+    max_episode_steps: Optional[int] = None
+    """override the episode length stored in the checkpoint"""
+    out_dir: Optional[str] = None
+    """where final_eval.json / final_eval.mp4 go (default: the checkpoint's directory)"""
+
+
+def main(args: Args) -> dict:
+    if args.num_episodes < 1:
+        raise common.UserError("--num-episodes must be >= 1")
+    backend = common.resolve_sim_backend(args.sim_backend)
+    ckpt = common.load_checkpoint(args.checkpoint)
+    try:
+        module = importlib.import_module(f"cleanrl_style.{ckpt['script']}")
+        load_policy = module.load_policy
+    except (ImportError, AttributeError) as e:
+        raise common.UserError(f"checkpoint was written by '{ckpt['script']}', which has no load_policy here", code=1) from e
+    spec = ckpt["env"]
+    out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint).resolve().parent
+    num_envs = args.num_envs or min(args.num_episodes, 16 if backend == "gpu" else 2)
+    env = common.make_env(spec["env_id"], num_envs, spec["obs_mode"], image_size=spec["image_size"],
+                          cameras=spec["cameras"], control_mode=spec["control_mode"], sim_backend=backend,
+                          partial_reset=False, reconfiguration_freq=1,
+                          max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
+                          video_dir=str(out_dir) if args.video else None, env_kwargs=spec.get("env_kwargs"))
+    env.reset(seed=args.seed)
+    common.check_obs_compatible(ckpt, env)
+    try:
+        policy = load_policy(ckpt, env.device)
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise common.UserError(f"checkpoint {args.checkpoint} does not match its script's networks: {str(e).splitlines()[0]}", code=1) from e
+    t0 = time.time()
+    metrics = common.evaluate(policy, env, args.num_episodes, seed=args.seed,
+                              video_name="final_eval" if args.video else None)
+    env.close()
+    metrics.update(checkpoint=str(args.checkpoint), script=ckpt["script"], env_id=spec["env_id"],
+                   checkpoint_step=ckpt.get("step"), max_episode_steps=env.max_episode_steps,
+                   device=common.device_name(), wall_time_s=time.time() - t0)
+    common.write_json(out_dir / "final_eval.json", metrics)
+    common.print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
+    print(f"wrote {out_dir / 'final_eval.json'}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
+    return metrics
+
+
+if __name__ == "__main__":
+    with torch.no_grad():
+        common.run(main, tyro.cli(Args))

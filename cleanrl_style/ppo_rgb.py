@@ -1,0 +1,394 @@
+"""PPO from RGB (optionally RGB-D and proprioceptive state) on ManiSkill3 tasks. Docs: docs/ppo.md
+
+    python cleanrl_style/ppo_rgb.py --env-id PickCube --num-envs 512 --image-size 128     # GPU
+    python cleanrl_style/ppo_rgb.py --env-id PushCube --num-envs 2 --total-timesteps 20_000  # CPU smoke
+
+Same algorithm as ppo.py (GAE, clipped loss and running statistics are imported from it); this
+file adds the pixel parts: a NatureCNN encoder that sizes itself, uint8 rollout storage on the
+env's device, optional frame stacking and state fusion.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from tensordict import TensorDict
+from torch.distributions.normal import Normal
+
+from cleanrl_style import common
+from cleanrl_style.ppo import RunningMeanStd, compute_gae, layer_init, ppo_loss
+
+
+@dataclass
+class Args:
+    env_id: str = "PickCube"
+    """ManiSkill task id; short names like PickCube resolve to PickCube-v1"""
+    num_envs: Optional[int] = None
+    """parallel training envs (default: 512 on GPU, 2 on CPU)"""
+    num_eval_envs: Optional[int] = None
+    """parallel evaluation envs (default: 16 on GPU, 2 on CPU)"""
+    total_timesteps: int = 10_000_000
+    """total env steps (summed over all envs)"""
+    eval_freq: int = 500_000
+    """evaluate every this many env steps (0 = only at the end)"""
+    num_eval_episodes: int = 16
+    """episodes per evaluation (and for final_eval.json)"""
+    seed: int = 1
+    """seed of torch/numpy and of the training envs; evaluation uses seeds derived from it"""
+    obs_mode: str = "rgb"
+    """rgb or rgbd"""
+    image_size: int = 128
+    """camera resolution (square); use --image-height/--image-width for non-square"""
+    image_height: Optional[int] = None
+    """override the image height"""
+    image_width: Optional[int] = None
+    """override the image width"""
+    include_state: bool = True
+    """fuse proprioceptive state (joint positions/velocities, TCP pose, goal) with the image features"""
+    frame_stack: int = 1
+    """stack this many consecutive frames on the channel axis"""
+    control_mode: str = "pd_joint_delta_pos"
+    """ManiSkill controller"""
+    partial_reset: bool = True
+    """reset each env as soon as its episode ends; False = fixed-length episodes"""
+    sim_backend: str = "auto"
+    """auto (GPU if CUDA is present), gpu or cpu"""
+    max_episode_steps: Optional[int] = None
+    """override the task's episode length"""
+    num_steps: int = 50
+    """rollout length per env per iteration"""
+    update_epochs: int = 4
+    """PPO epochs per iteration"""
+    num_minibatches: Optional[int] = None
+    """minibatches per epoch (default: 32 on GPU, 4 on CPU)"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    anneal_lr: bool = False
+    """linearly decay the learning rate to 0"""
+    gamma: float = 0.8
+    """discount"""
+    gae_lambda: float = 0.9
+    """GAE lambda"""
+    clip_coef: float = 0.2
+    """policy ratio clip"""
+    clip_vloss: bool = False
+    """clip the value loss"""
+    ent_coef: float = 0.0
+    """entropy bonus"""
+    vf_coef: float = 0.5
+    """value loss weight"""
+    max_grad_norm: float = 0.5
+    """gradient clipping"""
+    target_kl: Optional[float] = 0.2
+    """stop the epoch loop early when the approximate KL exceeds this"""
+    reward_scale: float = 1.0
+    """multiply rewards by this"""
+    feature_dim: int = 256
+    """encoder output size (image and state branch each)"""
+    compile: bool = False
+    """torch.compile the policy step (opt-in fast path)"""
+    cudagraphs: bool = False
+    """capture the policy step in a CUDA graph (tensordict CudaGraphModule; needs CUDA)"""
+    capture_video: bool = False
+    """save an mp4 of the final evaluation episodes"""
+    track: bool = False
+    """log to Weights & Biases (set WANDB_MODE=offline to log without a network)"""
+    wandb_project: str = "maniskill-pixels"
+    """W&B project"""
+    exp_name: Optional[str] = None
+    """run name prefix (default: the script name)"""
+    runs_dir: str = "runs"
+    """where run directories are created"""
+    save_checkpoints: bool = True
+    """write best.pt / last.pt"""
+
+
+# ----------------------------------------------------------------------------- networks
+class NatureCNN(nn.Module):
+    """The DQN Nature conv stack; sizes its linear layer with a dummy forward, so any image size
+    >= 36x36 (square or not) works. uint8 in, float features out (the /255 happens here)."""
+
+    def __init__(self, in_channels: int, height: int, width: int, feature_dim: int = 256):
+        super().__init__()
+        if min(height, width) < 36:
+            raise common.UserError(f"NatureCNN needs images of at least 36x36 (got {height}x{width})")
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, in_channels, height, width)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, feature_dim), nn.ReLU())
+
+    def forward(self, rgb_uint8: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.convs(rgb_uint8.float() / 255.0))
+
+
+class Agent(nn.Module):
+    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int,
+                 feature_dim: int = 256):
+        super().__init__()
+        self.encoder = NatureCNN(in_channels, height, width, feature_dim)
+        self.state_dim = state_dim
+        latent = feature_dim
+        if state_dim:
+            self.state_norm = RunningMeanStd((state_dim,))
+            self.state_fc = nn.Sequential(nn.Linear(state_dim, feature_dim), nn.ReLU())
+            latent += feature_dim
+        self.critic = nn.Sequential(layer_init(nn.Linear(latent, 512)), nn.ReLU(), layer_init(nn.Linear(512, 1)))
+        self.actor_mean = nn.Sequential(layer_init(nn.Linear(latent, 512)), nn.ReLU(),
+                                        layer_init(nn.Linear(512, action_dim), std=0.01 * np.sqrt(2)))
+        self.actor_logstd = nn.Parameter(torch.full((1, action_dim), -0.5))
+
+    def features(self, obs) -> torch.Tensor:
+        x = self.encoder(obs["rgb"])
+        if self.state_dim:
+            x = torch.cat([x, self.state_fc(self.state_norm(obs["state"]))], dim=1)
+        return x
+
+    def get_value(self, obs) -> torch.Tensor:
+        return self.critic(self.features(obs)).squeeze(-1)
+
+    def act(self, obs, deterministic: bool = False) -> torch.Tensor:
+        mean = self.actor_mean(self.features(obs))
+        return mean if deterministic else mean + torch.randn_like(mean) * self.actor_logstd.exp()
+
+    def get_action_and_value(self, obs, action: Optional[torch.Tensor] = None):
+        x = self.features(obs)
+        mean = self.actor_mean(x)
+        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        if action is None:
+            action = dist.sample()
+        return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.critic(x).squeeze(-1)
+
+
+class FrameStack:
+    """Keeps the last k frames per env on the channel axis (uint8, on the env's device). At an
+    episode start the stack is filled with copies of the first frame."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.stack: Optional[torch.Tensor] = None
+
+    def reset(self, obs: dict) -> dict:
+        self.stack = obs["rgb"].repeat(1, self.k, 1, 1)
+        return {"rgb": self.stack, "state": obs["state"]}
+
+    def peek(self, rgb: torch.Tensor) -> torch.Tensor:
+        """What the stack would be after appending `rgb` (for final observations)."""
+        c = rgb.shape[1]
+        return torch.cat([self.stack[:, c:], rgb], dim=1)
+
+    def step(self, obs: dict, new_episode: torch.Tensor) -> dict:
+        rgb = obs["rgb"]
+        stack = self.peek(rgb)
+        if new_episode.any():
+            stack[new_episode] = rgb[new_episode].repeat(1, self.k, 1, 1)
+        self.stack = stack
+        return {"rgb": stack, "state": obs["state"]}
+
+
+def make_policy(agent: Agent, frame_stack: int, include_state: bool):
+    """Deterministic policy over raw env observations: frame stacking and state selection as in
+    training. `policy.reset()` restarts the frame stack (evaluate() calls it after each env reset)."""
+    stacker = FrameStack(frame_stack)
+
+    def policy(obs):
+        if frame_stack > 1:
+            if stacker.stack is None:
+                obs = stacker.reset(obs)
+            else:
+                obs = stacker.step(obs, torch.zeros(obs["rgb"].shape[0], dtype=torch.bool, device=obs["rgb"].device))
+        return agent.act(obs if include_state else {"rgb": obs["rgb"]}, deterministic=True)
+
+    policy.reset = lambda: setattr(stacker, "stack", None)
+    return policy
+
+
+def load_policy(ckpt: dict, device: torch.device):
+    """Rebuild the deterministic policy from a checkpoint (used by evaluate.py)."""
+    agent = Agent(**ckpt["model_kwargs"]).to(device)
+    agent.load_state_dict(ckpt["state_dict"])
+    agent.eval()
+    return make_policy(agent, ckpt["args"].get("frame_stack", 1), ckpt["args"].get("include_state", True))
+
+
+# ----------------------------------------------------------------------------- main
+def main(args: Args):
+    backend = common.resolve_sim_backend(args.sim_backend)
+    num_envs = args.num_envs or (512 if backend == "gpu" else 2)
+    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
+    if args.obs_mode not in ("rgb", "rgbd"):
+        raise common.UserError(f"ppo_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use ppo.py for state")
+    if args.cudagraphs and backend != "gpu":
+        raise common.UserError("--cudagraphs needs CUDA (GPU sim backend)")
+    if args.frame_stack < 1:
+        raise common.UserError("--frame-stack must be >= 1")
+    num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
+    env_id = common.resolve_env_id(args.env_id)
+    batch_size = num_envs * args.num_steps
+    if batch_size % num_minibatches:
+        raise common.UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {num_minibatches}")
+    minibatch_size = batch_size // num_minibatches
+    num_iterations = max(1, args.total_timesteps // batch_size)
+    height, width = args.image_height or args.image_size, args.image_width or args.image_size
+    common.seed_everything(args.seed)
+
+    run = common.RunLogger(args, "ppo_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                           total_steps=num_iterations * batch_size, exp_name=args.exp_name)
+    env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
+                  max_episode_steps=args.max_episode_steps)
+    envs = common.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
+    eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, partial_reset=False, reconfiguration_freq=1,
+                                video_dir=run.video_dir if args.capture_video else None, **env_kw)
+    device = envs.device
+
+    obs, _ = envs.reset(seed=args.seed)
+    stacker = FrameStack(args.frame_stack)
+    obs = stacker.reset(obs)
+    C = obs["rgb"].shape[1]
+    state_dim = envs.obs_shapes["state"][0] if args.include_state else 0
+    model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim,
+                        action_dim=envs.action_dim, feature_dim=args.feature_dim)
+    agent = Agent(**model_kwargs).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    policy_step, value_fn = agent.get_action_and_value, agent.get_value
+    if args.compile:
+        policy_step, value_fn = torch.compile(policy_step), torch.compile(value_fn)
+    if args.cudagraphs:
+        from tensordict.nn import CudaGraphModule
+
+        policy_step = CudaGraphModule(policy_step)
+
+    # rollout storage on the env's device; images stay uint8
+    T, N = args.num_steps, num_envs
+    obs_buf = TensorDict({"rgb": torch.zeros((T, N, C, height, width), dtype=torch.uint8, device=device),
+                          "state": torch.zeros((T, N, envs.obs_shapes["state"][0]), device=device)},
+                         batch_size=[T, N], device=device)
+    actions_buf = torch.zeros((T, N, envs.action_dim), device=device)
+    logprobs_buf, rewards_buf, values_buf, final_values = (torch.zeros((T, N), device=device) for _ in range(4))
+    terminated_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
+    dones_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
+    mem_gb = obs_buf.bytes() / 1e9 if hasattr(obs_buf, "bytes") else float("nan")
+    print(f"ppo_rgb: {env_id} backend={backend} device={device} num_envs={N} image={C}x{height}x{width} "
+          f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb:.2f} GB")
+
+    eval_policy = make_policy(agent, args.frame_stack, args.include_state)
+
+    def save(name, step, metrics=None):
+        if args.save_checkpoints:
+            common.save_checkpoint(run.dir / name, script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs,
+                                   state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics or {}))
+
+    def net_input(o):
+        return o if args.include_state else {"rgb": o["rgb"]}
+
+    global_step, best_success, last_eval_step = 0, -1.0, 0
+    start = time.time()
+    for iteration in range(1, num_iterations + 1):
+        if args.anneal_lr:
+            optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
+        agent.eval()
+        t0 = time.time()
+        final_values.zero_()
+        ep_stats: dict[str, list[torch.Tensor]] = {}
+        for step in range(T):
+            global_step += N
+            with torch.no_grad():
+                if state_dim:
+                    agent.state_norm.update(obs["state"])
+                action, logprob, _, value = policy_step(net_input(obs))
+            obs_buf[step] = TensorDict(obs, batch_size=[N])
+            actions_buf[step], logprobs_buf[step], values_buf[step] = action, logprob, value
+            raw_obs, reward, terminated, truncated, info = envs.step(action)
+            done = terminated | truncated
+            if "_final_info" in info:
+                fmask = info["_final_info"]
+                final = info["final_observation"]
+                final_stacked = {"rgb": stacker.peek(final["rgb"])[fmask], "state": final["state"][fmask]}
+                with torch.no_grad():
+                    final_values[step, fmask] = value_fn(net_input(final_stacked))
+                for k, v in info["final_info"]["episode"].items():
+                    ep_stats.setdefault(k, []).append(v[fmask])
+            obs = stacker.step(raw_obs, done)
+            rewards_buf[step] = reward * args.reward_scale
+            terminated_buf[step], dones_buf[step] = terminated, done
+        rollout_s = time.time() - t0
+
+        with torch.no_grad():
+            next_values = torch.cat([values_buf[1:], value_fn(net_input(obs))[None]], 0)
+            next_values = torch.where(dones_buf, final_values, next_values)
+            advantages, returns = compute_gae(rewards_buf, values_buf, next_values, terminated_buf, dones_buf,
+                                              args.gamma, args.gae_lambda)
+
+        agent.train()
+        t0 = time.time()
+        b_obs = obs_buf.reshape(-1)
+        b_actions = actions_buf.reshape(-1, envs.action_dim)
+        b_logprobs, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logprobs_buf, advantages, returns, values_buf))
+        stop = False
+        for epoch in range(args.update_epochs):
+            perm = torch.randperm(batch_size, device=device)
+            for s in range(0, batch_size, minibatch_size):
+                mb = perm[s:s + minibatch_size]
+                mb_obs = b_obs[mb]
+                loss, stats = ppo_loss(agent, net_input({"rgb": mb_obs["rgb"], "state": mb_obs["state"]}),
+                                       b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb], b_val[mb], args)
+                if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
+                    stop = True
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+            if stop:
+                break
+        update_s = time.time() - t0
+        var_y = b_ret.var()
+        explained_var = float("nan") if var_y == 0 else float(1 - (b_ret - b_val).var() / var_y)
+
+        sps = global_step / (time.time() - start)
+        logs = {f"losses/{k}": v for k, v in stats.items()}
+        logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
+                     "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
+                     "time/env_fps": T * N / rollout_s})
+        for k, v in ep_stats.items():
+            name = {"return": "episodic_return", "episode_len": "episodic_length"}.get(k, k)
+            logs[f"charts/{name}"] = torch.cat(v).float().mean()
+        run.log(global_step, logs)
+        postfix = {"sps": f"{sps:.0f}"}
+        if "success_once" in ep_stats:
+            postfix["train_success"] = float(torch.cat(ep_stats["success_once"]).float().mean())
+        run.progress(global_step, **postfix)
+
+        if (args.eval_freq and global_step - last_eval_step >= args.eval_freq) or iteration == num_iterations:
+            last_eval_step = global_step
+            agent.eval()
+            m = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 1_000_000)
+            run.log(global_step, {f"eval/{k}": m[k] for k in common.EVAL_KEYS})
+            run.progress(global_step, eval_success=m["success_once"])
+            save("last.pt", global_step, m)
+            if m["success_once"] > best_success:
+                best_success = m["success_once"]
+                save("best.pt", global_step, m)
+
+    agent.eval()
+    final = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 2_000_000,
+                            video_name="final_eval" if args.capture_video else None)
+    final.update(checkpoint="last.pt", step=global_step, wall_time_s=time.time() - start)
+    common.write_json(run.dir / "final_eval.json", final)
+    run.close()
+    common.print_eval(final, f"final evaluation ({env_id}, last policy)")
+    print(f"run dir: {run.dir}")
+    envs.close()
+    eval_envs.close()
+    return run.dir
+
+
+if __name__ == "__main__":
+    common.run(main, tyro.cli(Args))
