@@ -276,7 +276,7 @@ def main(args: Args):
     dones_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
     mem_gb = obs_buf.bytes() / 1e9 if hasattr(obs_buf, "bytes") else float("nan")
     print(f"ppo_rgb: {env_id} backend={backend} device={device} num_envs={N} image={C}x{height}x{width} "
-          f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb:.2f} GB")
+          f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb * 1e3:.1f} MB")
 
     eval_policy = make_policy(agent, args.frame_stack, args.include_state)
 
