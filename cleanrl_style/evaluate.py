@@ -46,6 +46,7 @@ def main(args: Args) -> dict:
     if args.num_episodes < 1:
         raise common.UserError("--num-episodes must be >= 1")
     backend = common.resolve_sim_backend(args.sim_backend)
+    common.configure_torch_threads(backend)
     ckpt = common.load_checkpoint(args.checkpoint)
     try:
         module = importlib.import_module(f"cleanrl_style.{ckpt['script']}")

@@ -7,7 +7,6 @@ Reads top to bottom: Args, networks (with running obs normalization), GAE, PPO l
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -208,6 +207,7 @@ def ppo_loss(agent: Agent, obs, actions, old_logprobs, advantages, returns, old_
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
     backend = common.resolve_sim_backend(args.sim_backend)
+    common.configure_torch_threads(backend)
     num_envs = args.num_envs or (512 if backend == "gpu" else 4)
     num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
     if args.cudagraphs and backend != "gpu":
@@ -262,12 +262,10 @@ def main(args: Args):
     def eval_policy(o):
         return agent.act(o, deterministic=True)
 
-    def save(name, step, metrics=None):
-        if args.save_checkpoints:
-            common.save_checkpoint(run.dir / name, script="ppo", args=args, env=envs, model_kwargs=model_kwargs,
-                                   state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics or {}))
-
-    global_step, best_success, last_eval_step = 0, -1.0, 0
+    evaluator = common.Evaluator(run, eval_envs, eval_policy, args, lambda: dict(
+        script="ppo", args=args, env=envs, model_kwargs=model_kwargs, state_dict=agent.state_dict()))
+    episode_stats = common.EpisodeStats()
+    global_step = 0
     start = time.time()
     for iteration in range(1, num_iterations + 1):
         if args.anneal_lr:
@@ -276,7 +274,6 @@ def main(args: Args):
         agent.eval()
         t0 = time.time()
         final_values.zero_()
-        ep_stats: dict[str, list[torch.Tensor]] = {}
         for step in range(T):
             global_step += N
             with torch.no_grad():
@@ -291,8 +288,7 @@ def main(args: Args):
                 done = info["_final_info"]
                 with torch.no_grad():
                     final_values[step, done] = value_fn(info["final_observation"][done])
-                for k, v in info["final_info"]["episode"].items():
-                    ep_stats.setdefault(k, []).append(v[done])
+            episode_stats.add(info)
         rollout_s = time.time() - t0
 
         # ---- advantages (bootstrap from V(final obs) at truncation, 0 at termination)
@@ -333,35 +329,18 @@ def main(args: Args):
         logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
                      "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
                      "time/env_fps": T * N / rollout_s})
-        for k, v in ep_stats.items():
-            name = {"return": "episodic_return", "episode_len": "episodic_length"}.get(k, k)
-            logs[f"charts/{name}"] = torch.cat(v).float().mean()
+        logs.update(episode_stats.read())
         run.log(global_step, logs)
-        postfix = {"sps": f"{sps:.0f}"}
-        if "success_once" in ep_stats:
-            postfix["train_success"] = float(torch.cat(ep_stats["success_once"]).float().mean())
-        run.progress(global_step, **postfix)
+        run.progress(global_step, sps=f"{sps:.0f}",
+                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
 
-        # ---- evaluation + checkpoints
-        if (args.eval_freq and global_step - last_eval_step >= args.eval_freq) or iteration == num_iterations:
-            last_eval_step = global_step
-            agent.eval()
-            m = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 1_000_000)
-            run.log(global_step, {f"eval/{k}": m[k] for k in common.EVAL_KEYS})
-            run.progress(global_step, eval_success=m["success_once"])
-            save("last.pt", global_step, m)
-            if m["success_once"] > best_success:
-                best_success = m["success_once"]
-                save("best.pt", global_step, m)
+        # ---- evaluation + checkpoints (last.pt every eval, best.pt by eval success)
+        agent.eval()
+        evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
     # ---- final evaluation of the last policy on seeds never used for checkpoint selection
-    agent.eval()
-    final = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 2_000_000,
-                            video_name="final_eval" if args.capture_video else None)
-    final.update(checkpoint="last.pt", step=global_step, wall_time_s=time.time() - start)
-    common.write_json(run.dir / "final_eval.json", final)
+    evaluator.finish(global_step)
     run.close()
-    common.print_eval(final, f"final evaluation ({envs.env_id}, last policy)")
     print(f"run dir: {run.dir}")
     envs.close()
     eval_envs.close()

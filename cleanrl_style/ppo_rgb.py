@@ -221,6 +221,7 @@ def load_policy(ckpt: dict, device: torch.device):
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
     backend = common.resolve_sim_backend(args.sim_backend)
+    common.configure_torch_threads(backend)
     num_envs = args.num_envs or (512 if backend == "gpu" else 2)
     num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
     if args.obs_mode not in ("rgb", "rgbd"):
@@ -280,15 +281,14 @@ def main(args: Args):
 
     eval_policy = make_policy(agent, args.frame_stack, args.include_state)
 
-    def save(name, step, metrics=None):
-        if args.save_checkpoints:
-            common.save_checkpoint(run.dir / name, script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs,
-                                   state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics or {}))
+    evaluator = common.Evaluator(run, eval_envs, eval_policy, args, lambda: dict(
+        script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs, state_dict=agent.state_dict()))
+    episode_stats = common.EpisodeStats()
 
     def net_input(o):
         return o if args.include_state else {"rgb": o["rgb"]}
 
-    global_step, best_success, last_eval_step = 0, -1.0, 0
+    global_step = 0
     start = time.time()
     for iteration in range(1, num_iterations + 1):
         if args.anneal_lr:
@@ -296,7 +296,6 @@ def main(args: Args):
         agent.eval()
         t0 = time.time()
         final_values.zero_()
-        ep_stats: dict[str, list[torch.Tensor]] = {}
         for step in range(T):
             global_step += N
             with torch.no_grad():
@@ -313,8 +312,7 @@ def main(args: Args):
                 final_stacked = {"rgb": stacker.peek(final["rgb"])[fmask], "state": final["state"][fmask]}
                 with torch.no_grad():
                     final_values[step, fmask] = value_fn(net_input(final_stacked))
-                for k, v in info["final_info"]["episode"].items():
-                    ep_stats.setdefault(k, []).append(v[fmask])
+            episode_stats.add(info)
             obs = stacker.step(raw_obs, done)
             rewards_buf[step] = reward * args.reward_scale
             terminated_buf[step], dones_buf[step] = terminated, done
@@ -357,33 +355,16 @@ def main(args: Args):
         logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
                      "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
                      "time/env_fps": T * N / rollout_s})
-        for k, v in ep_stats.items():
-            name = {"return": "episodic_return", "episode_len": "episodic_length"}.get(k, k)
-            logs[f"charts/{name}"] = torch.cat(v).float().mean()
+        logs.update(episode_stats.read())
         run.log(global_step, logs)
-        postfix = {"sps": f"{sps:.0f}"}
-        if "success_once" in ep_stats:
-            postfix["train_success"] = float(torch.cat(ep_stats["success_once"]).float().mean())
-        run.progress(global_step, **postfix)
+        run.progress(global_step, sps=f"{sps:.0f}",
+                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
 
-        if (args.eval_freq and global_step - last_eval_step >= args.eval_freq) or iteration == num_iterations:
-            last_eval_step = global_step
-            agent.eval()
-            m = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 1_000_000)
-            run.log(global_step, {f"eval/{k}": m[k] for k in common.EVAL_KEYS})
-            run.progress(global_step, eval_success=m["success_once"])
-            save("last.pt", global_step, m)
-            if m["success_once"] > best_success:
-                best_success = m["success_once"]
-                save("best.pt", global_step, m)
+        agent.eval()
+        evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
-    agent.eval()
-    final = common.evaluate(eval_policy, eval_envs, args.num_eval_episodes, seed=args.seed + 2_000_000,
-                            video_name="final_eval" if args.capture_video else None)
-    final.update(checkpoint="last.pt", step=global_step, wall_time_s=time.time() - start)
-    common.write_json(run.dir / "final_eval.json", final)
+    evaluator.finish(global_step)
     run.close()
-    common.print_eval(final, f"final evaluation ({env_id}, last policy)")
     print(f"run dir: {run.dir}")
     envs.close()
     eval_envs.close()

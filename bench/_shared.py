@@ -1,0 +1,123 @@
+"""What the bench/ scripts share: machine facts for every CSV row, and CSV append/read.
+
+Rows are appended (never rewritten) so results from many machines accumulate in one file; a file
+whose header lacks some of our columns is rewritten once, atomically, with the union of columns.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path, not the repo root
+    sys.path.insert(0, str(REPO_ROOT))
+
+from cleanrl_style import common  # noqa: E402
+
+SCRIPTS_DIR = REPO_ROOT / "cleanrl_style"
+RESULTS_DIR = REPO_ROOT / "results"
+VERSION_KEYS = ("python", "torch", "mani_skill", "sapien", "gymnasium", "numpy")
+
+
+def compact_versions() -> str:
+    """`python=3.11.7;torch=2.13.0+cpu;mani_skill=3.0.1;...` (one CSV cell)."""
+    v = common.versions()
+    return ";".join(f"{k}={v[k]}" for k in VERSION_KEYS if v.get(k))
+
+
+def machine_tier() -> str:
+    """'gpu' where CUDA is usable, else 'cpu'."""
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def load1() -> float:
+    """1-minute load average: numbers taken on a busy (shared) machine are recognisable by it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def machine_fields() -> dict:
+    """The columns that say where and with what a row was measured."""
+    return dict(device=common.device_name(), date=now_iso(), commit=common.git_commit(),
+                versions=compact_versions(), cpu_count=os.cpu_count())
+
+
+def script_path(script: str) -> Path:
+    return SCRIPTS_DIR / f"{script}.py"
+
+
+def fmt_cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if math.isnan(v):
+            return ""
+        return f"{v:.6g}"
+    return str(v)
+
+
+def read_rows(path: os.PathLike) -> list[dict]:
+    """All rows of a CSV as dicts of strings ([] when the file does not exist)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def append_rows(path: os.PathLike, columns: Sequence[str], rows: Iterable[dict]) -> int:
+    """Append rows to a CSV, creating it with a header if missing. If the existing header lacks
+    some of `columns`, the file is rewritten atomically with the union (old rows get empty cells)."""
+    rows = [{c: fmt_cell(r.get(c)) for c in set(columns) | set(r)} for r in rows]
+    if not rows:
+        return 0
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header: list[str] = []
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+    wanted = list(columns) + sorted({k for r in rows for k in r} - set(columns))
+    if header and all(c in header for c in wanted):
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+            w.writerows(rows)
+        return len(rows)
+    old = read_rows(path) if header else []
+    fieldnames = header + [c for c in wanted if c not in header]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fieldnames, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(old)
+    w.writerows(rows)
+    common.atomic_write_text(path, buf.getvalue())
+    return len(rows)
+
+
+def to_float(s: Optional[str]) -> float:
+    """CSV cell -> float (NaN for empty or unparsable)."""
+    try:
+        return float(s) if s not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+def parse_res(s) -> Optional[int]:
+    """'' / None (state obs) -> None; '64' -> 64."""
+    if s in (None, "", "nan"):
+        return None
+    return int(float(s))

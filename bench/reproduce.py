@@ -1,0 +1,470 @@
+"""Reproduction as code: the flag sets in configs/ over fixed seeds -> results/repro/*.csv -> docs/reproduction.md.
+Docs: docs/reproduction.md
+
+    python bench/reproduce.py                        # dry run: list the runs this machine's tier would do
+    python bench/reproduce.py --execute              # run them (finished seeds are skipped), then --gather
+    python bench/reproduce.py --gather               # collect runs/repro/*/metrics.csv, render the doc
+    python bench/reproduce.py --all --seeds 1 2 3 4 5
+
+Flag files: configs/<script>/<name>.args runs cleanrl_style/<script>.py (configs/quickstart/*.args run
+ppo.py; a comment line `# script: sac_rgb` overrides the folder); one flag or "--flag value" per line,
+`#` starts a comment. A comment line `# tier: cpu` or
+`# tier: gpu` says which machines the config is for (quickstart's cpu.args / gpu.args are tiered by
+name); only configs of this machine's tier run unless --all. --seed, --runs-dir and --exp-name are
+set here (a file's own values are dropped), so every run lands in
+runs/repro/<script>__<config>/<env>__<script>__<config>__<seed>__<time>/.
+
+--gather reads each run's eval/success_once, eval/success_at_end (vs env step and wall time) and its
+final_eval.json into results/repro/<script>__<config>.csv (one file per config, rewritten), then renders
+docs/reproduction.md from every results/repro/*.csv: per script x task, success_once mean +- std over
+seeds at step budgets, wall time, and the hardware named in each run's config.yaml.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+import tyro
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import _shared  # noqa: E402
+from cleanrl_style import common  # noqa: E402
+
+REPRO_COLUMNS = ("script", "config", "env_id", "seed", "device", "commit", "run", "complete", "kind", "step",
+                 "wall_time", "success_once", "success_at_end", "return")
+OVERRIDDEN = ("--seed", "--runs-dir", "--exp-name")
+TIER_RE = re.compile(r"^\s*#\s*tier\s*:\s*(\w+)", re.IGNORECASE)
+SCRIPT_RE = re.compile(r"^\s*#\s*script\s*:\s*([A-Za-z0-9_]+)", re.IGNORECASE)
+FOLDER_SCRIPT = {"quickstart": "ppo"}  # config folders that are not named after their script
+
+
+@dataclass
+class Args:
+    seeds: tuple[int, ...] = (1, 2, 3)
+    """seeds every config runs with"""
+    execute: bool = False
+    """run the listed training runs (default: dry run, print them), then gather"""
+    gather: bool = False
+    """collect finished runs into results/repro/*.csv and render docs/reproduction.md"""
+    all: bool = False
+    """include configs of every tier, not only this machine's (cpu/gpu)"""
+    scripts: tuple[str, ...] = ()
+    """only configs of these scripts (default: all)"""
+    configs_dir: str = "configs"
+    """where the flag files live (<configs_dir>/<script>/<name>.args)"""
+    runs_dir: str = "runs/repro"
+    """where the runs are written and gathered from"""
+    results_dir: str = "results/repro"
+    """where the gathered CSVs go (one per script x config)"""
+    doc: str = "docs/reproduction.md"
+    """the rendered markdown"""
+    budgets: tuple[int, ...] = ()
+    """env-step budgets for the table rows (default: up to 6 of the evaluation steps, always the last)"""
+    force: bool = False
+    """with --execute: run seeds again even when a finished run exists"""
+    python: str = field(default_factory=lambda: ".venv/bin/python" if (_shared.REPO_ROOT / ".venv/bin/python").exists()
+                        else sys.executable)
+    """interpreter in the command lines (default: the project's .venv if present)"""
+
+
+@dataclass
+class ConfigFile:
+    script: str
+    name: str  # config id: file stem, or <folder>-<stem> when the folder is not the script's name
+    path: Path
+    tier: str  # cpu, gpu or any
+    flags: list[str]
+    dropped: list[str]  # flags of the file that this tool sets itself
+    description: list[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.script}__{self.name}"
+
+
+# ----------------------------------------------------------------------------- configs and commands
+def parse_args_file(path: Path) -> tuple[list[str], str, list[str], str]:
+    """flags, tier ('' when undeclared), description (the leading comment lines) and script ('' when
+    undeclared: the folder decides) of one flag file."""
+    flags: list[str] = []
+    tier, desc, leading, script = "", [], True, ""
+    for ln, line in enumerate(path.read_text().splitlines(), 1):
+        m = TIER_RE.match(line)
+        if m:
+            tier = m.group(1).lower()
+            continue
+        m = SCRIPT_RE.match(line)
+        if m:
+            script = m.group(1)
+            continue
+        if line.strip().startswith("#"):
+            if leading:
+                desc.append(line.strip().lstrip("#").strip())
+            continue
+        if line.strip():
+            leading = False
+        try:
+            flags += shlex.split(line, comments=True)
+        except ValueError as e:
+            raise common.UserError(f"{path}:{ln}: cannot parse flags ({e})") from e
+    return flags, tier, desc, script
+
+
+def drop_flags(flags: list[str], names=OVERRIDDEN) -> tuple[list[str], list[str]]:
+    """Remove `--name value` / `--name=value` for the given names; returns (kept, dropped)."""
+    kept, dropped, i = [], [], 0
+    while i < len(flags):
+        f = flags[i]
+        name = f.split("=", 1)[0]
+        if name in names:
+            if "=" in f or i + 1 >= len(flags) or flags[i + 1].startswith("--"):
+                dropped.append(f)
+                i += 1
+            else:
+                dropped += [f, flags[i + 1]]
+                i += 2
+            continue
+        kept.append(f)
+        i += 1
+    return kept, dropped
+
+
+def discover_configs(configs_dir: Path, scripts: tuple[str, ...] = ()) -> list[ConfigFile]:
+    if not configs_dir.is_dir():
+        raise common.UserError(f"configs directory not found: {configs_dir}")
+    out = []
+    for path in sorted(configs_dir.glob("*/*.args")):
+        folder, stem = path.parent.name, path.stem
+        flags, tier, desc, declared = parse_args_file(path)
+        script = declared or FOLDER_SCRIPT.get(folder, folder)
+        if scripts and script not in scripts:
+            continue
+        if not tier:
+            tier = stem if stem in ("cpu", "gpu") else "any"
+        if tier not in ("cpu", "gpu", "any"):
+            raise common.UserError(f"{path}: tier must be cpu, gpu or any (got '{tier}')")
+        kept, dropped = drop_flags(flags)
+        name = stem if folder == script else f"{folder}-{stem}"
+        out.append(ConfigFile(script, name, path, tier, kept, dropped, desc))
+    return out
+
+
+def command(args: Args, cfg: ConfigFile, seed: int) -> list[str]:
+    return [args.python, f"cleanrl_style/{cfg.script}.py", *cfg.flags, "--seed", str(seed),
+            "--runs-dir", f"{args.runs_dir}/{cfg.key}", "--exp-name", cfg.key]
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(_shared.REPO_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def plan_runs(args: Args, tier: str) -> list[tuple[ConfigFile, int]]:
+    """The (config, seed) pairs to run, printing why any config is left out."""
+    plan = []
+    for cfg in discover_configs(_abs(args.configs_dir), args.scripts):
+        where = _rel(cfg.path)
+        if not _shared.script_path(cfg.script).is_file():
+            print(f"reproduce: skip {where}: cleanrl_style/{cfg.script}.py does not exist")
+            continue
+        if not args.all and cfg.tier not in ("any", tier):
+            print(f"reproduce: skip {where}: tier {cfg.tier}, this machine is {tier} (--all includes it)")
+            continue
+        if cfg.dropped:
+            print(f"reproduce: {where}: ignoring {' '.join(cfg.dropped)} (set per run here)")
+        plan += [(cfg, s) for s in args.seeds]
+    return plan
+
+
+def _abs(p: str) -> Path:
+    path = Path(p)
+    return path if path.is_absolute() else _shared.REPO_ROOT / path
+
+
+# ----------------------------------------------------------------------------- gather
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def finished_runs(runs_dir: Path) -> dict[tuple[str, int], Path]:
+    """(exp_name, seed) -> the newest finished run directory (one with final_eval.json)."""
+    out: dict[tuple[str, int], Path] = {}
+    for cfg_path in sorted(runs_dir.glob("*/*/config.yaml")):
+        run = cfg_path.parent
+        if not (run / "final_eval.json").is_file():
+            continue
+        c = _load_yaml(cfg_path)
+        out[(str(c.get("args", {}).get("exp_name") or run.parent.name), int(c.get("seed", -1)))] = run
+    return out
+
+
+def gather_run(run: Path) -> list[dict]:
+    """The eval rows (and the final evaluation) of one run directory."""
+    c = _load_yaml(run / "config.yaml")
+    exp = str(c.get("args", {}).get("exp_name") or run.parent.name)
+    script, _, config = exp.partition("__")
+    base = dict(script=c.get("script", script), config=config or exp, env_id=c.get("env_id", ""),
+                seed=c.get("seed", ""), device=c.get("device", "unknown"), commit=c.get("git_commit", ""),
+                run=run.name, complete=int((run / "final_eval.json").is_file()))
+    per_step: dict[int, dict] = {}
+    for r in _shared.read_rows(run / "metrics.csv"):
+        if not r["name"].startswith("eval/"):
+            continue
+        d = per_step.setdefault(int(float(r["step"])), dict(base, kind="eval", step=int(float(r["step"]))))
+        d["wall_time"] = float(r["wall_time"])
+        key = r["name"][5:]
+        if key in ("success_once", "success_at_end", "return"):
+            d[key] = float(r["value"])
+    rows = [per_step[s] for s in sorted(per_step)]
+    if base["complete"]:
+        fe = json.loads((run / "final_eval.json").read_text())
+        rows.append(dict(base, kind="final", step=fe.get("step", rows[-1]["step"] if rows else ""),
+                         wall_time=fe.get("wall_time_s", ""), success_once=fe.get("success_once"),
+                         success_at_end=fe.get("success_at_end"), **{"return": fe.get("return")}))
+    return rows
+
+
+def gather(runs_dir: Path, results_dir: Path) -> list[Path]:
+    """runs_dir/<script>__<config>/<run>/ -> results_dir/<script>__<config>.csv (newest run per seed,
+    finished runs preferred). Returns the CSVs written."""
+    by_key: dict[str, dict[int, Path]] = defaultdict(dict)
+    if runs_dir.is_dir():
+        for cfg_path in sorted(runs_dir.glob("*/*/config.yaml"), key=lambda p: p.parent.name):
+            run = cfg_path.parent
+            if not (run / "metrics.csv").is_file():
+                continue
+            c = _load_yaml(cfg_path)
+            key = str(c.get("args", {}).get("exp_name") or run.parent.name)
+            seed = int(c.get("seed", -1))
+            prev = by_key[key].get(seed)
+            done = (run / "final_eval.json").is_file()
+            if prev is None or done or not (prev / "final_eval.json").is_file():
+                by_key[key][seed] = run  # names end in a timestamp: sorted order = start order
+    written = []
+    for key, runs in sorted(by_key.items()):
+        rows = [r for seed in sorted(runs) for r in gather_run(runs[seed])]
+        if not rows:
+            print(f"reproduce: {key}: no evaluations logged yet, nothing gathered")
+            continue
+        path = results_dir / f"{_safe(key)}.csv"
+        # rows recorded elsewhere (another machine, or runs no longer on disk) are kept, unless a run
+        # gathered now has the same device and seed (then the local run is the newer record)
+        fresh = {(str(r["device"]), str(r["seed"])) for r in rows}
+        kept = [r for r in _shared.read_rows(path) if (r.get("device"), r.get("seed")) not in fresh]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=REPRO_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(kept)
+        w.writerows({k: _shared.fmt_cell(v) for k, v in r.items()} for r in rows)
+        common.atomic_write_text(path, buf.getvalue())
+        print(f"reproduce: gathered {len(runs)} seed(s) of {key} -> {_rel(path)}"
+              + (f" (kept {len(kept)} row(s) recorded elsewhere)" if kept else ""))
+        written.append(path)
+    return written
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+# ----------------------------------------------------------------------------- render
+def mean_std(values: list[float]) -> str:
+    vals = [v for v in values if v == v]
+    if not vals:
+        return "–"
+    if len(vals) == 1:
+        return f"{vals[0]:.2f} (n=1)"
+    return f"{statistics.fmean(vals):.2f} ± {statistics.stdev(vals):.2f} (n={len(vals)})"
+
+
+def fmt_steps(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1e6:g}M"
+    if n >= 1_000:
+        return f"{n / 1e3:g}k"
+    return str(n)
+
+
+def fmt_wall(seconds: list[float]) -> str:
+    vals = [s for s in seconds if s == s]
+    if not vals:
+        return "–"
+    m = statistics.fmean(vals)
+    return f"{m / 60:.1f} min" if m >= 120 else f"{m:.0f} s"
+
+
+def pick_budgets(steps: list[int], budgets: tuple[int, ...], k: int = 6) -> list[int]:
+    if budgets:
+        return sorted(budgets)
+    steps = sorted(set(steps))
+    if len(steps) <= k:
+        return steps
+    idx = sorted({round(i * (len(steps) - 1) / (k - 1)) for i in range(k)})
+    return [steps[i] for i in idx]
+
+
+def budget_table(rows: list[dict], budgets: tuple[int, ...]) -> list[str]:
+    """Markdown rows: for each budget b, per seed the last evaluation at step <= b (only seeds whose
+    runs reached b), then mean ± std over seeds; plus the final evaluation on fresh seeds."""
+    by_seed: dict[str, list[dict]] = defaultdict(list)
+    finals = []
+    for r in rows:
+        (finals if r["kind"] == "final" else by_seed[r["seed"]]).append(r)
+    for v in by_seed.values():
+        v.sort(key=lambda r: int(r["step"]))
+    out = ["| env steps | success_once | success_at_end | wall time | seeds |", "|---:|---|---|---:|---:|"]
+    all_steps = [int(r["step"]) for v in by_seed.values() for r in v]
+    for b in pick_budgets(all_steps, budgets):
+        picked = []
+        for v in by_seed.values():
+            if int(v[-1]["step"]) < b:
+                continue
+            before = [r for r in v if int(r["step"]) <= b]
+            if before:
+                picked.append(before[-1])
+        if not picked:
+            continue
+        f = _shared.to_float
+        out.append(f"| {fmt_steps(b)} | {mean_std([f(r['success_once']) for r in picked])} | "
+                   f"{mean_std([f(r['success_at_end']) for r in picked])} | "
+                   f"{fmt_wall([f(r['wall_time']) for r in picked])} | {len(picked)} |")
+    if finals:
+        f = _shared.to_float
+        out.append(f"| final ({fmt_steps(int(f(finals[0]['step'])))}, fresh eval seeds) | "
+                   f"{mean_std([f(r['success_once']) for r in finals])} | "
+                   f"{mean_std([f(r['success_at_end']) for r in finals])} | "
+                   f"{fmt_wall([f(r['wall_time']) for r in finals])} | {len(finals)} |")
+    return out
+
+
+def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
+    csvs = sorted(results_dir.glob("*.csv")) if results_dir.is_dir() else []
+    lines = ["# Reproduction", "",
+             "<!-- Generated by `python bench/reproduce.py --gather` from results/repro/*.csv. Do not edit by hand. -->", "",
+             "Each config in `configs/` is trained over fixed seeds; every run's evaluations "
+             "(`eval/success_once` on fixed evaluation seeds, ManiSkill's fair protocol: no partial resets, "
+             "reconfiguration every reset) are gathered into `results/repro/<script>__<config>.csv` and "
+             "summarised here as mean ± sample std over training seeds (n = seeds). "
+             "Wall time is from the run's start (env creation included) to that evaluation. "
+             "The last row of each table is the final evaluation of the last policy on fresh seeds "
+             "(`final_eval.json`).", ""]
+    tables = []  # (csv path, device, rows): runs on different hardware are never pooled
+    for path in csvs:
+        by_device: dict[str, list[dict]] = defaultdict(list)
+        for r in _shared.read_rows(path):
+            by_device[r.get("device") or "unknown"].append(r)
+        tables += [(path, d, by_device[d]) for d in sorted(by_device)]
+    f = _shared.to_float
+    if not tables:
+        lines += ["**No runs recorded yet.** Nothing in `results/repro/` so far: no config has been run over "
+                  "seeds with `bench/reproduce.py`. The commands below produce the first rows.", ""]
+    else:
+        lines += ["## Summary", "", "| script | task | config | hardware | seeds | final success_once | env steps | wall time |",
+                  "|---|---|---|---|---:|---|---:|---:|"]
+        for path, device, rows in tables:
+            finals = [r for r in rows if r["kind"] == "final"]
+            seeds = {r["seed"] for r in rows}
+            steps = max((int(f(r["step"])) for r in (finals or rows)), default=0)
+            lines.append(f"| {rows[0]['script']} | {rows[0]['env_id']} | [{rows[0]['config']}](#{_anchor(path.stem)}) | "
+                         f"{device} | {len(seeds)} | {mean_std([f(r['success_once']) for r in finals]) if finals else 'running'} | "
+                         f"{fmt_steps(steps)} | {fmt_wall([f(r['wall_time']) for r in finals])} |")
+        lines.append("")
+        for path in dict.fromkeys(p for p, _, _ in tables):
+            parts = [(d, rows) for p, d, rows in tables if p == path]
+            r0 = parts[0][1][0]
+            lines += [f"## {path.stem}", "",
+                      f"`{r0['script']}.py` on {r0['env_id']}, config `{r0['config']}`. Data: `{_rel(path)}`.", ""]
+            for device, rows in parts:
+                seeds = sorted({r["seed"] for r in rows}, key=lambda s: int(float(s)) if s else 0)
+                incomplete = sorted({r["seed"] for r in rows if r.get("complete") == "0"})
+                lines += [f"### {device}", "",
+                          f"Seeds {', '.join(seeds)}"
+                          + (f" (still running or stopped early: {', '.join(incomplete)})" if incomplete else "") + ". "
+                          f"Commit: {', '.join(sorted({r['commit'][:12] for r in rows if r.get('commit')})) or 'unknown'}.", ""]
+                lines += budget_table(rows, args.budgets) + [""]
+    lines += ["## Configs and commands", "",
+              "`python bench/reproduce.py` lists the runs for this machine's tier (dry run); `--execute` runs them "
+              "(seeds that already finished are skipped) and gathers; `--gather` only re-renders this page. "
+              "`--all` includes configs of the other tier; `--seeds 1 2 3 4 5` changes the seeds.", "",
+              "| config | script | tier | flags |", "|---|---|---|---|"]
+    for cfg in configs:
+        lines.append(f"| `{_rel(cfg.path)}` | {cfg.script}.py | {cfg.tier} | `{' '.join(cfg.flags)}` |")
+    lines += ["", "Runs for each config are launched as", "", "```bash",
+              f"{args.python} cleanrl_style/<script>.py <flags from the file> --seed S "
+              f"--runs-dir {args.runs_dir}/<script>__<config> --exp-name <script>__<config>",
+              "```", "",
+              "To add results from your machine: run `python bench/reproduce.py --execute` (or `--all`), "
+              "commit the new `results/repro/*.csv` and this page, and open a pull request. Gathering keeps the "
+              "rows other machines recorded in those files; runs on different hardware (the `device` in each "
+              "run's config.yaml) get separate tables and are never averaged together.", ""]
+    return "\n".join(lines)
+
+
+def _anchor(title: str) -> str:
+    return re.sub(r"[^a-z0-9_ -]", "", title.lower()).replace(" ", "-")
+
+
+# ----------------------------------------------------------------------------- main
+def main(args: Args) -> int:
+    tier = _shared.machine_tier()
+    if not args.seeds:
+        raise common.UserError("--seeds needs at least one seed")
+    runs_dir, results_dir = _abs(args.runs_dir), _abs(args.results_dir)
+    if args.gather and not args.execute:
+        return _gather_and_render(args, runs_dir, results_dir)
+    plan = plan_runs(args, tier)
+    done = finished_runs(runs_dir) if runs_dir.is_dir() else {}
+    todo = []
+    for cfg, seed in plan:
+        prev = done.get((cfg.key, seed))
+        todo.append((cfg, seed, prev if (prev and not args.force) else None))
+    if not args.execute:
+        print(f"reproduce: dry run ({tier} machine): {len(plan)} run(s); --execute runs them, --gather collects results")
+        for cfg, seed, prev in todo:
+            note = f"   # done: {_rel(prev)}" if prev else ""
+            print(shlex.join(command(args, cfg, seed)) + note)
+        return 0
+    failed = []
+    for i, (cfg, seed, prev) in enumerate(todo, 1):
+        if prev:
+            print(f"reproduce: [{i}/{len(todo)}] {cfg.key} seed {seed}: already finished ({_rel(prev)}), skipped")
+            continue
+        cmd = command(args, cfg, seed)
+        print(f"reproduce: [{i}/{len(todo)}] {shlex.join(cmd)}", flush=True)
+        rc = subprocess.run(cmd, cwd=_shared.REPO_ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1")).returncode
+        if rc != 0:
+            print(f"reproduce: {cfg.key} seed {seed} FAILED (exit code {rc})", flush=True)
+            failed.append(f"{cfg.key}/seed{seed}")
+    _gather_and_render(args, runs_dir, results_dir)
+    if failed:
+        raise common.UserError(f"{len(failed)} run(s) failed: {', '.join(failed)}", code=1)
+    return 0
+
+
+def _gather_and_render(args: Args, runs_dir: Path, results_dir: Path) -> int:
+    gather(runs_dir, results_dir)
+    configs = discover_configs(_abs(args.configs_dir))
+    doc = _abs(args.doc)
+    common.atomic_write_text(doc, render(results_dir, configs, args))
+    print(f"reproduce: wrote {_rel(doc)}")
+    return 0
+
+
+if __name__ == "__main__":
+    common.run(main, tyro.cli(Args))

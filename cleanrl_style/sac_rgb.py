@@ -1,0 +1,390 @@
+"""SAC from pixels (RGB or RGB-D, optionally with proprioceptive state) with DrQ augmentation on
+the device, CleanRL style. Docs: docs/sac.md
+
+    python cleanrl_style/sac_rgb.py --env-id PickCube --num-envs 512                   # GPU
+    python cleanrl_style/sac_rgb.py --env-id PushCube --num-envs 1 --total-timesteps 2_000   # CPU smoke
+
+Same algorithm as sac.py (the replay buffer, the TD targets, the actor head and the memory check
+are imported from it); this file adds the pixel parts, following DrQ-v2:
+  * images stay uint8 on the env's device from the renderer to the replay buffer; `/255` happens
+    inside the encoder;
+  * every sampled batch gets a fresh per-sample augmentation of obs and next_obs (cleanrl_style/
+    augment.py: random shift, optionally colour jitter);
+  * one NatureCNN encoder shared by actor and critics learns only through the critic loss; the
+    actor sees detached features.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import tyro
+from tensordict import TensorDict
+
+from cleanrl_style import common
+from cleanrl_style.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
+from cleanrl_style.ppo_rgb import NatureCNN
+from cleanrl_style.sac import (Actor, QEnsemble, QNetwork, ReplayBuffer, check_memory, check_sac_args,
+                               eval_env_bytes, maybe_fast, measure_free, resolve_buffer_device, set_torch_threads,
+                               soft_td_target)
+
+
+@dataclass
+class Args:
+    env_id: str = "PickCube"
+    """ManiSkill task id; short names like PickCube resolve to PickCube-v1"""
+    num_envs: Optional[int] = None
+    """parallel training envs (default: 512 on GPU, 1 on CPU)"""
+    num_eval_envs: Optional[int] = None
+    """parallel evaluation envs (default: 16 on GPU, 1 on CPU)"""
+    total_timesteps: int = 1_000_000
+    """total env steps (summed over all envs)"""
+    eval_freq: int = 100_000
+    """evaluate every this many env steps (0 = only at the end)"""
+    num_eval_episodes: int = 16
+    """episodes per evaluation (and for final_eval.json)"""
+    seed: int = 1
+    """seed of torch/numpy and of the training envs; evaluation uses seeds derived from it"""
+    obs_mode: str = "rgb"
+    """rgb or rgbd (depth channels are shifted with the image but never colour-jittered)"""
+    image_size: int = 64
+    """camera resolution (square); use --image-height/--image-width for non-square"""
+    image_height: Optional[int] = None
+    """override the image height"""
+    image_width: Optional[int] = None
+    """override the image width"""
+    include_state: bool = True
+    """fuse proprioceptive state (joint positions/velocities, TCP pose, goal) with the image features"""
+    control_mode: str = "pd_joint_delta_pos"
+    """ManiSkill controller (pd_ee_delta_pose is a common alternative for pixels)"""
+    partial_reset: bool = True
+    """reset each env as soon as its episode ends (terminates on success); False = fixed-length episodes"""
+    sim_backend: str = "auto"
+    """auto (GPU if CUDA is present), gpu or cpu"""
+    max_episode_steps: Optional[int] = None
+    """override the task's episode length"""
+    buffer_size: Optional[int] = None
+    """replay capacity in transitions, summed over envs (default: 1_000_000 on GPU, 100_000 on CPU)"""
+    buffer_device: str = "auto"
+    """where the replay buffer lives: auto (the env's device), cuda or cpu"""
+    batch_size: int = 512
+    """transitions per gradient step"""
+    learning_starts: int = 4_000
+    """env steps of uniform random actions before the first gradient step"""
+    utd: float = 0.25
+    """gradient steps per env step (update-to-data ratio); fractions carry over between iterations"""
+    gamma: float = 0.8
+    """discount (ManiSkill's SAC uses 0.8 for its short tabletop tasks)"""
+    tau: float = 0.01
+    """target network update rate (Polyak averaging)"""
+    n_step: int = 1
+    """n-step returns: sum this many discounted rewards before bootstrapping (stops at episode ends)"""
+    policy_lr: float = 3e-4
+    """actor learning rate"""
+    q_lr: float = 3e-4
+    """critic (and encoder) learning rate"""
+    alpha_lr: float = 3e-4
+    """entropy temperature learning rate (with --autotune)"""
+    alpha: float = 0.2
+    """entropy temperature (initial value with --autotune)"""
+    autotune: bool = True
+    """learn the entropy temperature towards a target entropy of -action_dim"""
+    policy_frequency: int = 1
+    """update the actor (and temperature) every this many critic updates"""
+    target_network_frequency: int = 1
+    """update the target critics every this many critic updates"""
+    aug: str = "shift"
+    """augmentation of each sampled batch: none, shift (DrQ random shift) or shift+color"""
+    aug_pad: int = 4
+    """maximum random shift in pixels (DrQ uses 4 at 84x84)"""
+    dr: str = "off"
+    """image-space domain randomization of training rollouts: off, light or heavy (evaluation stays clean)"""
+    feature_dim: int = 256
+    """image feature size (NatureCNN output)"""
+    hidden_dim: int = 256
+    """MLP width of the actor and critic heads (3 hidden layers)"""
+    q_layer_norm: bool = True
+    """LayerNorm in the critic heads"""
+    torch_threads: Optional[int] = None
+    """torch CPU threads (default: 1 on the CPU backend unless OMP_NUM_THREADS is set, torch's choice on GPU)"""
+    log_freq: int = 5_000
+    """log losses and training episode stats every this many env steps (each log reads the device once)"""
+    compile: bool = False
+    """torch.compile the update functions and the rollout policy (opt-in fast path)"""
+    cudagraphs: bool = False
+    """capture the update functions and the rollout policy in CUDA graphs (tensordict CudaGraphModule; needs CUDA)"""
+    capture_video: bool = False
+    """save an mp4 of the final evaluation episodes"""
+    track: bool = False
+    """log to Weights & Biases (set WANDB_MODE=offline to log without a network)"""
+    wandb_project: str = "maniskill-pixels"
+    """W&B project"""
+    exp_name: Optional[str] = None
+    """run name prefix (default: the script name)"""
+    runs_dir: str = "runs"
+    """where run directories are created"""
+    save_checkpoints: bool = True
+    """write best.pt / last.pt"""
+
+
+# ----------------------------------------------------------------------------- networks
+class PixelEncoder(nn.Module):
+    """NatureCNN features of the uint8 image (any size >= 36x36, square or not), concatenated
+    with the raw proprioceptive state when state_dim > 0."""
+
+    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, feature_dim: int = 256):
+        super().__init__()
+        self.cnn = NatureCNN(in_channels, height, width, feature_dim)
+        self.state_dim = state_dim
+        self.out_dim = feature_dim + state_dim
+
+    def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        x = self.cnn(rgb)
+        return torch.cat([x, state], dim=-1) if self.state_dim else x
+
+
+class PixelPolicy(nn.Module):
+    """Encoder + tanh-Gaussian actor head: everything a checkpoint needs to act. The critic heads
+    live outside (QEnsemble) and share this encoder."""
+
+    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int,
+                 feature_dim: int = 256, hidden_dim: int = 256):
+        super().__init__()
+        self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim)
+        self.actor = Actor(self.encoder.out_dim, action_dim, hidden_dim)
+
+    def deterministic(self, obs: dict) -> torch.Tensor:
+        return self.actor.deterministic(self.encoder(obs["rgb"], obs["state"]))
+
+    def explore(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.actor.sample(self.encoder(rgb, state))[0]
+
+
+def rgb_channel_count(obs_mode: str, channels: int) -> int:
+    """RGB channels of an obs["rgb"] tensor: all of them for rgb; 3 per camera for rgbd, whose
+    layout is [rgb of every camera, then one depth channel per camera] (common._PixelObs)."""
+    return channels if obs_mode == "rgb" else 3 * (channels // 4)
+
+
+def training_bytes(batch: int, channels: int, height: int, width: int) -> int:
+    """Rough peak memory of one update: sampled + augmented uint8 and float copies of obs and next_obs,
+    and NatureCNN activations (with gradients for obs), plus weights/optimizer/workspace."""
+    h1, w1 = (height - 8) // 4 + 1, (width - 8) // 4 + 1
+    h2, w2 = (h1 - 4) // 2 + 1, (w1 - 4) // 2 + 1
+    act = 32 * h1 * w1 + 64 * h2 * w2 + 64 * (h2 - 2) * (w2 - 2)
+    return 2 * batch * (channels * height * width * 6 + act * 4 * 3) + 256 * 2**20
+
+
+# ----------------------------------------------------------------------------- updates
+def make_updates(policy: PixelPolicy, qnets: QEnsemble, args, action_dim: int, device: torch.device):
+    """DrQ-v2-style SAC updates on an already augmented batch (TensorDict in, TensorDict out):
+    the critic loss trains the encoder; the actor update takes the detached features the critic
+    update computed ("feat"), so no gradient from the actor reaches the encoder."""
+    capturable = args.cudagraphs and not args.compile
+    encoder, actor = policy.encoder, policy.actor
+    q_optimizer = torch.optim.Adam(list(encoder.parameters()) + qnets.parameters(), lr=args.q_lr, capturable=capturable)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
+    log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
+    alpha = log_alpha.detach().exp()
+    a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
+    target_entropy = -float(action_dim)
+
+    def update_critic(batch: TensorDict) -> TensorDict:
+        feat = encoder(batch["obs", "rgb"], batch["obs", "state"])
+        with torch.no_grad():
+            next_feat = encoder(batch["next_obs", "rgb"], batch["next_obs", "state"])
+            next_action, next_log_prob = actor.sample(next_feat)
+            next_q = qnets.q_target(next_feat, next_action).min(0).values
+            target = soft_td_target(batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
+        q = qnets.q(feat, batch["action"])
+        q_loss = (q - target).pow(2).mean(1)
+        q_optimizer.zero_grad()
+        q_loss.sum().backward()
+        q_optimizer.step()
+        q = q.detach()
+        return TensorDict(feat=feat.detach(), qf1_loss=q_loss[0].detach(), qf2_loss=q_loss[1].detach(),
+                          qf1_values=q[0].mean(), qf2_values=q[1].mean())
+
+    def update_actor(critic_out: TensorDict) -> TensorDict:
+        feat = critic_out["feat"]
+        action, log_prob = actor.sample(feat)
+        q = qnets.q_frozen(feat, action).min(0).values
+        actor_loss = (alpha * log_prob - q).mean()
+        actor_optimizer.zero_grad()
+        actor_loss.backward()
+        actor_optimizer.step()
+        alpha_loss = torch.zeros((), device=device)
+        if args.autotune:
+            alpha_loss = (-log_alpha.exp() * (log_prob.detach() + target_entropy)).mean()
+            a_optimizer.zero_grad()
+            alpha_loss.backward()
+            a_optimizer.step()
+            alpha.copy_(log_alpha.detach().exp())
+        return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
+
+    return update_critic, update_actor
+
+
+def load_policy(ckpt: dict, device: torch.device):
+    """Rebuild the deterministic policy (tanh of the Gaussian mean) from a checkpoint (evaluate.py)."""
+    policy = PixelPolicy(**ckpt["model_kwargs"]).to(device)
+    policy.load_state_dict(ckpt["state_dict"])
+    policy.eval()
+    return policy.deterministic
+
+
+# ----------------------------------------------------------------------------- main
+def main(args: Args):
+    backend = common.resolve_sim_backend(args.sim_backend)
+    check_sac_args(args, backend)
+    if args.obs_mode not in ("rgb", "rgbd"):
+        raise common.UserError(f"sac_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use sac.py for state")
+    if args.aug not in AUG_CHOICES:
+        raise common.UserError(f"--aug must be one of {', '.join(AUG_CHOICES)} (got '{args.aug}')")
+    if args.dr not in DR_LEVELS:
+        raise common.UserError(f"--dr must be one of {', '.join(DR_LEVELS)} (got '{args.dr}')")
+    if args.aug_pad < 0:
+        raise common.UserError(f"--aug-pad must be >= 0 (got {args.aug_pad})")
+    num_envs = args.num_envs or (512 if backend == "gpu" else 1)
+    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 1)
+    buffer_size = args.buffer_size or (1_000_000 if backend == "gpu" else 100_000)
+    env_id = common.resolve_env_id(args.env_id)
+    num_iterations = max(1, args.total_timesteps // num_envs)
+    height, width = args.image_height or args.image_size, args.image_width or args.image_size
+    if min(height, width) < 36:
+        raise common.UserError(f"the NatureCNN encoder needs images of at least 36x36 (got {height}x{width})")
+    set_torch_threads(args.torch_threads, backend)
+    common.seed_everything(args.seed)
+
+    env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
+                  max_episode_steps=args.max_episode_steps)
+    env_device = torch.device("cuda", torch.cuda.current_device()) if backend == "gpu" else torch.device("cpu")
+    free_before = measure_free(env_device)
+    envs = common.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
+    obs, _ = envs.reset(seed=args.seed)
+    device = envs.device
+    env_bytes = max(0, free_before - measure_free(env_device))
+    buffer_device = resolve_buffer_device(args.buffer_device, device)
+    C = envs.obs_shapes["rgb"][0]
+    state_dim_env = envs.obs_shapes["state"][0]
+    state_dim = state_dim_env if args.include_state else 0
+    action_dim = envs.action_dim
+    obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
+    buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, envs.max_episode_steps, args.n_step)
+    check_memory([("replay buffer", buffer_bytes, buffer_device),
+                  ("eval envs", eval_env_bytes(env_bytes, num_eval_envs, num_envs, env_device), env_device),
+                  ("training", training_bytes(args.batch_size, C, height, width), device)],
+                 env_bytes, buffer_size, buffer_bytes / buffer_size)
+
+    run = common.RunLogger(args, "sac_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                           total_steps=num_iterations * num_envs, exp_name=args.exp_name)
+    eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, partial_reset=False, reconfiguration_freq=1,
+                                video_dir=run.video_dir if args.capture_video else None, **env_kw)
+    rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, envs.max_episode_steps,
+                      args.gamma, args.n_step)
+
+    model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim, action_dim=action_dim,
+                        feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
+    policy = PixelPolicy(**model_kwargs).to(device)
+    policy.actor.set_action_bounds(envs.action_low, envs.action_high)
+    feat_dim = policy.encoder.out_dim
+    qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), 2, device)
+    update_critic, update_actor = make_updates(policy, qnets, args, action_dim, device)
+    update_critic, update_actor = maybe_fast(update_critic, args), maybe_fast(update_actor, args)
+    explore = maybe_fast(policy.explore, args, tensordict_io=False)
+    rgb_channels = rgb_channel_count(args.obs_mode, C)
+    augment = Augmentation(args.aug, pad=args.aug_pad, rgb_channels=rgb_channels)
+    dr = DomainRandomization(args.dr, num_envs, device, rgb_channels=rgb_channels)
+    print(f"sac_rgb: {env_id} backend={backend} device={device} num_envs={num_envs} image={C}x{height}x{width} "
+          f"state_dim={state_dim} action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs, "
+          f"uint8) on {buffer_device} batch={args.batch_size} utd={args.utd} n_step={args.n_step} aug={args.aug} "
+          f"dr={args.dr} iterations={num_iterations} torch_threads={torch.get_num_threads()}", flush=True)
+
+    evaluator = common.Evaluator(run, eval_envs, policy.deterministic, args, lambda: dict(
+        script="sac_rgb", args=args, env=envs, model_kwargs=model_kwargs, state_dict=policy.state_dict()))
+
+    def randomize(o: dict) -> dict:
+        return o if args.dr == "off" else {"rgb": dr(o["rgb"]), "state": o["state"]}
+
+    def state_of(o: dict) -> torch.Tensor:
+        return o["state"] if state_dim else o["state"][:, :0]
+
+    obs = randomize(obs)
+    global_step, last_log_step = 0, 0
+    num_updates, grad_budget = 0, 0.0
+    critic_logs: Optional[TensorDict] = None
+    actor_logs: Optional[TensorDict] = None
+    stats = common.EpisodeStats()
+    rollout_s = update_s = 0.0
+    start = time.time()
+    for iteration in range(1, num_iterations + 1):
+        global_step += num_envs
+        log_now = global_step - last_log_step >= args.log_freq or iteration == num_iterations
+        t0 = time.time()
+        with torch.no_grad():
+            if global_step <= args.learning_starts:
+                action = envs.sample_actions()
+            else:
+                action = explore(obs["rgb"], state_of(obs))
+        rb.add_obs(obs)
+        next_obs, reward, terminated, truncated, info = envs.step(action)
+        final = info.get("final_observation")
+        if final is not None:
+            final = randomize(final)  # the finished episode's randomization, before it is resampled
+        dr.resample(terminated | truncated)
+        next_obs = randomize(next_obs)
+        rb.add_step(action, reward, terminated, truncated, final)
+        stats.add(info)
+        obs = next_obs
+        rollout_s += time.time() - t0
+
+        if global_step > args.learning_starts and rb.num_transitions > 0:
+            grad_budget += args.utd * num_envs
+            n_updates, grad_budget = int(grad_budget), grad_budget - int(grad_budget)
+            if log_now and device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.time()
+            for _ in range(n_updates):
+                batch = rb.sample(args.batch_size).to(device, non_blocking=True)
+                batch["obs", "rgb"], batch["next_obs", "rgb"] = augment.pair(batch["obs", "rgb"], batch["next_obs", "rgb"])
+                critic_logs = update_critic(batch)
+                num_updates += 1
+                if num_updates % args.policy_frequency == 0:
+                    actor_logs = update_actor(critic_logs)
+                if num_updates % args.target_network_frequency == 0:
+                    qnets.update_target(args.tau)
+            if log_now and device.type == "cuda":
+                torch.cuda.synchronize()
+            update_s += time.time() - t0
+
+        if log_now:
+            iters = max(1, (global_step - last_log_step) // num_envs)
+            logs = stats.read()
+            for td in (critic_logs, actor_logs):
+                if td is not None:
+                    logs.update({f"losses/{k}": float(v) for k, v in td.items() if k != "feat"})
+            logs.update({"time/sps": global_step / (time.time() - start), "time/update_s": update_s / iters,
+                         "time/rollout_s": rollout_s / iters,
+                         "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
+                         "charts/buffer_transitions": rb.num_transitions})
+            run.log(global_step, logs)
+            run.progress(global_step, sps=f"{logs['time/sps']:.0f}",
+                         **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+            last_log_step, rollout_s, update_s = global_step, 0.0, 0.0
+
+        evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
+
+    evaluator.finish(global_step)
+    run.close()
+    print(f"run dir: {run.dir}")
+    envs.close()
+    eval_envs.close()
+    return run.dir
+
+
+if __name__ == "__main__":
+    common.run(main, tyro.cli(Args))

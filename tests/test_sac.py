@@ -1,0 +1,425 @@
+"""sac.py / sac_rgb.py: TD targets by hand (truncation vs termination, n-step), the replay buffer
+(wrap-around, dtypes, devices, the real final observation), the vmap'd critic ensemble, the
+memory check, flag errors, and smoke runs whose checkpoints evaluate.py reloads."""
+from __future__ import annotations
+
+import json
+import math
+import re
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from cleanrl_style import common, sac, sac_rgb
+from conftest import SHORT_STEPS, assert_one_error_line, run_script
+
+GAMMA = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """sac.main sets torch's CPU thread count (--torch-threads); keep it from leaking into other tests."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+# ----------------------------------------------------------------------------- TD targets
+def test_nstep_return_hand_computed():
+    """gamma 0.5, rewards (1, 2, 4) over a 3-step window:
+    no end:            G = 1 + 0.5*2 + 0.25*4 = 3, bootstrap from s_{t+3} with 0.5^3
+    truncated at j=1:  G = 1 + 0.5*2 = 2,          bootstrap from the final obs of step 1 with 0.5^2
+    terminated at j=1: G = 2,                      no bootstrap
+    terminated at j=0: G = 1,                      no bootstrap
+    truncated at j=2:  G = 3,                      bootstrap with 0.5^3 from the final obs of step 2"""
+    rewards = torch.tensor([[1.0, 2.0, 4.0]] * 5)
+    F, T = False, True
+    terminated = torch.tensor([[F, F, F], [F, F, F], [F, T, F], [T, F, F], [F, F, F]])
+    ended = torch.tensor([[F, F, F], [F, T, F], [F, T, F], [T, F, F], [F, F, T]])
+    g, discount, k = sac.nstep_return(rewards, terminated, ended, GAMMA)
+    assert g.tolist() == [3.0, 2.0, 2.0, 1.0, 3.0]
+    assert discount.tolist() == [0.125, 0.25, 0.0, 0.0, 0.125]
+    assert k.tolist() == [2, 1, 1, 0, 2]
+
+
+def test_nstep_return_one_step_and_rewards_after_an_end_are_ignored():
+    g, d, k = sac.nstep_return(torch.tensor([[3.0], [3.0], [3.0]]), torch.tensor([[False], [True], [False]]),
+                               torch.tensor([[False], [True], [True]]), 0.8)
+    assert g.tolist() == [3.0, 3.0, 3.0] and k.tolist() == [0, 0, 0]
+    assert d.tolist() == pytest.approx([0.8, 0.0, 0.8])  # plain, terminated, truncated
+    # a reward after the episode ended belongs to the next episode: it must not leak in
+    g, d, _ = sac.nstep_return(torch.tensor([[1.0, 100.0]]), torch.tensor([[True, False]]),
+                               torch.tensor([[True, False]]), 0.8)
+    assert g.tolist() == [1.0] and d.tolist() == [0.0]
+
+
+def test_soft_td_target_hand_computed():
+    """target = G + discount * (min Q'(s', a') - alpha * log pi(a'|s'))."""
+    returns = torch.tensor([1.0, 1.0, 2.0])
+    discount = torch.tensor([0.5, 0.0, 0.25])  # bootstrap, termination, 2-step truncation
+    next_q = torch.tensor([4.0, 4.0, 8.0])
+    next_log_prob = torch.tensor([-2.0, -2.0, 1.0])
+    target = sac.soft_td_target(returns, discount, next_q, next_log_prob, alpha=0.1)
+    assert target.tolist() == pytest.approx([1 + 0.5 * (4 + 0.2), 1.0, 2 + 0.25 * (8 - 0.1)])
+
+
+# ----------------------------------------------------------------------------- replay buffer
+def _state_buffer(num_envs=2, capacity=10, max_episode_steps=50, n_step=1, dim=1, device="cpu"):
+    return sac.ReplayBuffer(num_envs, capacity, {"state": ((dim,), torch.float32)}, action_dim=1, device=device,
+                            max_episode_steps=max_episode_steps, gamma=GAMMA, n_step=n_step)
+
+
+def _add(rb, step, terminated=None, truncated=None, final=None, rewards=None):
+    """obs of env e at step s is the marker 100*s + e; action = the same marker."""
+    n = rb.N
+    obs = torch.tensor([[100.0 * step + e] for e in range(n)])
+    term = torch.tensor(terminated or [False] * n)
+    trunc = torch.tensor(truncated or [False] * n)
+    rew = torch.tensor(rewards or [1.0] * n)
+    rb.add(obs, obs.clone(), rew, term, trunc, None if final is None else torch.tensor(final).reshape(n, 1))
+
+
+def test_truncation_bootstraps_from_the_final_obs_termination_does_not():
+    """Step 2: env 0 hits the time limit, env 1 terminates. Env 0's next obs is the real final
+    observation (marker -1), not the reset obs stored for step 3; env 1 gets discount 0."""
+    rb = _state_buffer()
+    for s in range(5):
+        if s == 2:
+            _add(rb, s, terminated=[False, True], truncated=[True, False], final=[-1.0, -2.0])
+        else:
+            _add(rb, s)
+    b = rb.gather(torch.tensor([2, 2, 1]), torch.tensor([0, 1, 0]))
+    assert b["next_obs", "state"][:, 0].tolist() == [-1.0, 301.0, 200.0]  # 301: unused (discount 0)
+    assert b["discount"].tolist() == [GAMMA, 0.0, GAMMA]
+    assert b["obs", "state"][:, 0].tolist() == [200.0, 201.0, 100.0]
+    assert b["action"][:, 0].tolist() == [200.0, 201.0, 100.0]
+    # the env's final obs for the terminated env was not kept (nothing bootstraps from it)
+    assert rb.final_ptr.tolist() == [1, 0]
+
+
+def test_nstep_through_the_buffer_stops_at_truncation():
+    rb = _state_buffer(num_envs=1, n_step=3)
+    rewards = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    for s in range(6):
+        if s == 3:
+            _add(rb, s, truncated=[True], final=[-7.0], rewards=[rewards[s]])
+        else:
+            _add(rb, s, rewards=[rewards[s]])
+    b = rb.gather(torch.tensor([0, 1, 2]), torch.tensor([0, 0, 0]))
+    # t=0: 1 + .5*2 + .25*4 = 3, bootstrap s_3 with .125
+    # t=1: 2 + .5*4 + .25*8 = 6, step 3 truncated -> bootstrap from its final obs with .125
+    # t=2: 4 + .5*8 = 8, truncated at step 3 -> final obs with .25
+    assert b["reward"].tolist() == [3.0, 6.0, 8.0]
+    assert b["discount"].tolist() == [0.125, 0.125, 0.25]
+    assert b["next_obs", "state"][:, 0].tolist() == [300.0, -7.0, -7.0]
+
+
+def test_buffer_wraparound_keeps_the_newest_steps_and_consecutive_next_obs():
+    rb = _state_buffer(num_envs=2, capacity=10, max_episode_steps=None)  # T = 5 rows per env
+    assert rb.T == 5
+    for s in range(13):
+        _add(rb, s)
+    assert rb.size == 5 and rb.ptr == 13 % 5
+    assert rb.num_transitions == (5 - 1) * 2
+    torch.manual_seed(0)
+    b = rb.sample(512)
+    obs, nxt = b["obs", "state"][:, 0], b["next_obs", "state"][:, 0]
+    steps = torch.div(obs, 100, rounding_mode="floor")
+    # steps 8..11 are sampleable (12 is the newest; its next obs is not stored yet), 0..7 are gone
+    assert set(steps.long().tolist()) == {8, 9, 10, 11}
+    assert set((obs % 100).long().tolist()) == {0, 1}  # both envs
+    assert torch.equal(nxt, obs + 100)  # the next obs of a step is the next stored obs of the same env
+
+
+def test_final_obs_side_ring_wraps_without_losing_live_final_obs():
+    """Episodes of 2 steps, every one truncated, for 40 steps: the side ring (K rows) wraps
+    many times; every sampled truncated step still bootstraps from its own final obs."""
+    rb = _state_buffer(num_envs=2, capacity=16, max_episode_steps=2)
+    assert rb.T == 8 and rb.K == 7
+    for s in range(40):
+        trunc = s % 2 == 1
+        _add(rb, s, truncated=[trunc, trunc], final=[-(100.0 * s), -(100.0 * s + 1)] if trunc else None)
+    torch.manual_seed(1)
+    b = rb.sample(1024)
+    obs, nxt = b["obs", "state"][:, 0], b["next_obs", "state"][:, 0]
+    step = torch.div(obs, 100, rounding_mode="floor")
+    truncated = step % 2 == 1
+    assert truncated.any() and (~truncated).any()
+    assert torch.equal(nxt[truncated], -obs[truncated])  # its own final obs
+    assert torch.equal(nxt[~truncated], obs[~truncated] + 100)
+
+
+def test_sample_shapes_dtypes_and_device_for_images():
+    n, c, h, w = 3, 6, 40, 56
+    rb = sac.ReplayBuffer(n, 30, {"rgb": ((c, h, w), torch.uint8), "state": ((4,), torch.float32)}, action_dim=2,
+                          device="cpu", max_episode_steps=5, gamma=0.9)
+    for s in range(6):
+        rgb = torch.full((n, c, h, w), s, dtype=torch.uint8)
+        rb.add({"rgb": rgb, "state": torch.zeros(n, 4)}, torch.zeros(n, 2), torch.zeros(n),
+               torch.zeros(n, dtype=torch.bool), torch.tensor([s == 4] * n),
+               {"rgb": torch.full((n, c, h, w), 200, dtype=torch.uint8), "state": torch.zeros(n, 4)})
+    assert rb.frames["rgb"].dtype == torch.uint8
+    b = rb.sample(7)
+    assert b["obs", "rgb"].shape == (7, c, h, w) and b["obs", "rgb"].dtype == torch.uint8
+    assert b["next_obs", "rgb"].shape == (7, c, h, w) and b["next_obs", "rgb"].dtype == torch.uint8
+    assert b["obs", "state"].shape == (7, 4) and b["obs", "state"].dtype == torch.float32
+    assert b["action"].shape == (7, 2) and b["reward"].shape == (7,) and b["discount"].shape == (7,)
+    for t in b.values(include_nested=True, leaves_only=True):
+        assert t.device == rb.device
+    # next obs of step 4 (truncated) is the final obs (200), of other steps the next frame
+    first = b["obs", "rgb"][:, 0, 0, 0].long()
+    expect = torch.where(first == 4, torch.full_like(first, 200), first + 1)
+    assert torch.equal(b["next_obs", "rgb"][:, 0, 0, 0].long(), expect)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_buffer_on_cuda_keeps_uint8_on_the_device():
+    rb = sac.ReplayBuffer(2, 20, {"rgb": ((3, 8, 8), torch.uint8)}, 1, "cuda", 5, 0.9)
+    for s in range(4):
+        rb.add({"rgb": torch.full((2, 3, 8, 8), s, dtype=torch.uint8, device="cuda")}, torch.zeros(2, 1, device="cuda"),
+               torch.zeros(2, device="cuda"), torch.zeros(2, dtype=torch.bool, device="cuda"),
+               torch.zeros(2, dtype=torch.bool, device="cuda"))
+    b = rb.sample(5)
+    assert b["obs", "rgb"].is_cuda and b["obs", "rgb"].dtype == torch.uint8
+
+
+def test_buffer_nbytes_matches_what_is_allocated():
+    specs = {"rgb": ((3, 16, 24), torch.uint8), "state": ((5,), torch.float32)}
+    rb = sac.ReplayBuffer(4, 100, specs, 3, "cpu", 10, 0.9, n_step=2)
+    allocated = sum(t.numel() * t.element_size() for td in (rb.frames, rb.steps)
+                    for t in td.values(include_nested=True, leaves_only=True))
+    allocated += rb.final_ptr.numel() * rb.final_ptr.element_size()
+    assert sac.ReplayBuffer.nbytes(4, 100, specs, 3, 10, 2) == allocated
+    # each image is stored once (+ a few side rows for final observations), not twice
+    assert rb.frames["rgb"].shape[0] == (rb.T + rb.K) * 4 and rb.K < rb.T
+
+
+def test_final_observation_stored_at_truncation_is_the_real_one(short_env):
+    """A real env with 5-step episodes: the buffer's next obs for the truncated step equals
+    info["final_observation"], not the first obs of the next episode."""
+    env = short_env
+    obs, _ = env.reset(seed=3)
+    rb = sac.ReplayBuffer(1, 50, {"state": ((obs.shape[1],), torch.float32)}, env.action_dim, "cpu",
+                          env.max_episode_steps, gamma=0.8)
+    g = torch.Generator().manual_seed(0)
+    final, reset_obs = None, None
+    for s in range(SHORT_STEPS + 2):
+        action = env.action_low + torch.rand(1, env.action_dim, generator=g) * (env.action_high - env.action_low)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        rb.add(obs, action, reward, terminated, truncated, info.get("final_observation"))
+        if s == SHORT_STEPS - 1:
+            assert bool(truncated[0]) and not bool(terminated[0])
+            final, reset_obs = info["final_observation"].clone(), next_obs.clone()
+        obs = next_obs
+    assert not torch.allclose(final, reset_obs)
+    b = rb.gather(torch.tensor([SHORT_STEPS - 1, SHORT_STEPS]), torch.tensor([0, 0]))
+    assert torch.equal(b["next_obs", "state"][0], final[0])
+    assert b["discount"][0].item() == pytest.approx(0.8)  # truncation: bootstrapped
+    assert torch.equal(b["obs", "state"][1], reset_obs[0])  # the new episode starts from the reset obs
+
+
+# ----------------------------------------------------------------------------- networks
+def test_actor_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    actor = sac.Actor(5, 3).set_action_bounds(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 1.0]))
+    x = torch.randn(4, 5)
+    torch.manual_seed(1)
+    a, logp = actor.sample(x)
+    mean, log_std = actor(x)
+    torch.manual_seed(1)
+    u = mean + log_std.exp() * torch.randn_like(mean)
+    ref = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+    ref = (ref - torch.log(actor.action_scale * (1 - torch.tanh(u) ** 2) + 1e-6)).sum(-1)
+    assert torch.allclose(logp, ref, atol=1e-5)
+    assert torch.allclose(a, torch.tanh(u) * actor.action_scale + actor.action_bias)
+    assert (a >= torch.tensor([-1.0, -2.0, 0.0])).all() and (a <= torch.tensor([1.0, 2.0, 1.0])).all()
+    assert torch.allclose(actor.deterministic(x), torch.tanh(mean) * actor.action_scale + actor.action_bias)
+
+
+def test_q_ensemble_matches_separate_networks_and_lerps_its_target():
+    torch.manual_seed(0)
+    made = []
+
+    def make():
+        net = sac.QNetwork(4, 2, hidden_dim=16)
+        made.append(net)
+        return net
+
+    ens = sac.QEnsemble(make, 2, torch.device("cpu"))
+    x, a = torch.randn(6, 4), torch.randn(6, 2)
+    q = ens.q(x, a)
+    assert q.shape == (2, 6)
+    for i in range(2):
+        assert torch.allclose(q[i], made[i](x, a), atol=1e-6)
+    q.sum().backward()
+    assert all(p.grad is not None for p in ens.parameters())
+    assert not ens.q_frozen(x, a).requires_grad and torch.allclose(ens.q_frozen(x, a), q)
+    before = {k: v.clone() for k, v in ens.target.items()}
+    with torch.no_grad():
+        for p in ens.parameters():
+            p.add_(1.0)
+    ens.update_target(0.25)
+    for k, v in ens.target.items():
+        assert torch.allclose(v, before[k] + 0.25), k  # target += tau * (online - target), online = target + 1
+
+
+def test_sac_rgb_update_trains_encoder_only_through_the_critic():
+    """DrQ-v2: the critic step changes the encoder; the actor step does not."""
+    torch.manual_seed(0)
+    policy = sac_rgb.PixelPolicy(3, 40, 48, state_dim=2, action_dim=2, feature_dim=16, hidden_dim=16)
+    qnets = sac.QEnsemble(lambda: sac.QNetwork(policy.encoder.out_dim, 2, 16), 2, torch.device("cpu"))
+    args = SimpleNamespace(cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3,
+                           autotune=True)
+    update_critic, update_actor = sac_rgb.make_updates(policy, qnets, args, 2, torch.device("cpu"))
+    from tensordict import TensorDict
+
+    def obs():
+        return TensorDict(rgb=torch.randint(0, 256, (8, 3, 40, 48), dtype=torch.uint8), state=torch.randn(8, 2),
+                          batch_size=[8])
+
+    batch = TensorDict(obs=obs(), next_obs=obs(), action=torch.rand(8, 2) * 2 - 1, reward=torch.randn(8),
+                       discount=torch.full((8,), 0.8), batch_size=[8])
+    enc0 = [p.clone() for p in policy.encoder.parameters()]
+    out = update_critic(batch)
+    enc1 = [p.clone() for p in policy.encoder.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(enc0, enc1))
+    assert not out["feat"].requires_grad
+    head0 = [p.clone() for p in policy.actor.parameters()]
+    logs = update_actor(out)
+    assert all(torch.equal(a, b) for a, b in zip(enc1, policy.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(head0, policy.actor.parameters()))
+    assert set(logs.keys()) == {"actor_loss", "alpha", "alpha_loss"}
+    assert set(out.keys()) >= {"qf1_loss", "qf2_loss", "qf1_values", "qf2_values"}
+
+
+@pytest.mark.parametrize("mode,channels,expected", [("rgb", 6, 6), ("rgbd", 4, 3), ("rgbd", 8, 6)])
+def test_rgb_channel_count(mode, channels, expected):
+    assert sac_rgb.rgb_channel_count(mode, channels) == expected
+
+
+# ----------------------------------------------------------------------------- errors
+def test_check_memory_refuses_what_does_not_fit(monkeypatch, capsys):
+    monkeypatch.setattr(sac, "free_bytes", lambda device: 10 * 2**30)
+    cpu = torch.device("cpu")
+    sac.check_memory([("replay buffer", 2 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1000, 2 * 2**30 / 1000)
+    assert "replay buffer 2.15 GB (host RAM)" in capsys.readouterr().out
+    with pytest.raises(common.UserError, match=r"--buffer-size 1,000,000") as e:
+        sac.check_memory([("replay buffer", 20 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1_000_000,
+                         20 * 2**30 / 1_000_000)
+    # 0.9 * 10 GiB free - 1 GiB training leaves 8 GiB = 400k transitions of 20 GiB / 1M
+    suggested = int(re.search(r"~([\d,]+) would fit", str(e.value)).group(1).replace(",", ""))
+    assert 390_000 <= suggested <= 400_000
+
+
+@pytest.mark.parametrize("module", [sac, sac_rgb])
+def test_cudagraphs_without_cuda_is_a_user_error(module):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(common.UserError, match="--cudagraphs needs CUDA"):
+        module.main(module.Args(env_id="PushCube", cudagraphs=True, sim_backend="cpu"))
+
+
+@pytest.mark.parametrize("kw,needle", [(dict(aug="crop"), "--aug"), (dict(dr="max"), "--dr"),
+                                       (dict(obs_mode="state"), "obs-mode"), (dict(n_step=0), "--n-step"),
+                                       (dict(utd=0.0), "--utd"), (dict(image_size=32), "36x36"),
+                                       (dict(buffer_device="tpu"), "--buffer-device"), (dict(tau=0.0), "--tau"),
+                                       (dict(torch_threads=0), "--torch-threads")])
+def test_sac_rgb_rejects_bad_flags(kw, needle):
+    with pytest.raises(common.UserError, match=needle):
+        sac_rgb.main(sac_rgb.Args(env_id="PushCube", sim_backend="cpu", **kw))
+
+
+@pytest.mark.parametrize("path", sorted((common.REPO_ROOT / "configs" / "sac").glob("*.args")), ids=lambda p: p.name)
+def test_config_files_parse(path):
+    """Every configs/sac/*.args file is a valid flag set of its script and names its tier."""
+    import shlex
+
+    import tyro
+
+    text = path.read_text()
+    assert re.search(r"^# tier: (cpu|gpu)$", text, re.M)
+    flags = [tok for line in text.splitlines() if not line.strip().startswith("#") for tok in shlex.split(line)]
+    module = sac_rgb if "rgb" in path.name else sac
+    args = tyro.cli(module.Args, args=flags)
+    assert args.env_id.lower() in path.name
+    if "# tier: gpu" in text:
+        assert "NOT YET MEASURED" in text
+
+
+def test_impossible_buffer_size_is_one_error_line_before_allocating(tmp_path):
+    runs = tmp_path / "runs"
+    p = run_script("cleanrl_style/sac.py", "--env-id", "PushCube", "--num-envs", "1", "--sim-backend", "cpu",
+                   "--buffer-size", str(10**13), "--runs-dir", str(runs), timeout=180)
+    assert p.returncode != 0
+    assert_one_error_line(p.stderr, "--buffer-size", "host RAM")
+    assert "memory: to allocate replay buffer" in p.stdout  # the estimate is printed first
+    assert not runs.exists()  # stopped before the run dir, the eval envs and the buffer
+
+
+# ----------------------------------------------------------------------------- smoke runs
+def _evaluate_reloads(run_dir, tmp_path, script):
+    out = tmp_path / "eval"
+    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "1",
+                   "--seed", "5", "--sim-backend", "cpu", "--out-dir", str(out))
+    assert p.returncode == 0, p.stderr
+    res = json.loads((out / "final_eval.json").read_text())
+    assert res["episodes"] == 1 and res["seeds"] == [5] and res["script"] == script
+
+
+def _logged_names(run_dir) -> set:
+    import csv
+
+    with open(run_dir / "metrics.csv") as f:
+        return {row["name"] for row in csv.DictReader(f)}
+
+
+LOSS_NAMES = {f"losses/{k}" for k in ("qf1_loss", "qf2_loss", "actor_loss", "alpha", "alpha_loss",
+                                       "qf1_values", "qf2_values")}
+
+
+@pytest.mark.slow
+def test_sac_smoke_run_and_reload(tmp_path):
+    run_dir = sac.main(sac.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, total_timesteps=100,
+                                learning_starts=60, batch_size=32, buffer_size=1000, n_step=2, eval_freq=50,
+                                num_eval_episodes=1, log_freq=30, max_episode_steps=10, sim_backend="cpu",
+                                runs_dir=str(tmp_path)))
+    for f in ("best.pt", "last.pt", "final_eval.json", "metrics.csv", "config.yaml"):
+        assert (run_dir / f).is_file(), f
+    names = _logged_names(run_dir)
+    assert LOSS_NAMES <= names
+    assert {"time/sps", "time/update_s", "time/env_fps", "eval/success_once"} <= names
+    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    assert ckpt["script"] == "sac" and ckpt["step"] == 100
+    assert ckpt["env"]["max_episode_steps"] == 10
+    assert "action_scale" in ckpt["state_dict"]
+    _evaluate_reloads(run_dir, tmp_path, "sac")
+
+
+@pytest.mark.slow
+def test_sac_rgb_smoke_run_and_reload(tmp_path):
+    """1 CPU env, 64x64 RGB, shift+color augmentation and light domain randomization."""
+    run_dir = sac_rgb.main(sac_rgb.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, image_size=64,
+                                        total_timesteps=40, learning_starts=25, batch_size=16, buffer_size=500,
+                                        aug="shift+color", dr="light", eval_freq=0, num_eval_episodes=1, log_freq=20,
+                                        max_episode_steps=10, sim_backend="cpu", runs_dir=str(tmp_path)))
+    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    assert ckpt["script"] == "sac_rgb"
+    assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 64, 64]
+    assert ckpt["model_kwargs"]["in_channels"] == 3 and ckpt["model_kwargs"]["state_dim"] > 0
+    assert LOSS_NAMES <= _logged_names(run_dir)
+    _evaluate_reloads(run_dir, tmp_path, "sac_rgb")
+
+
+@pytest.mark.slow
+def test_sac_compile_smoke(tmp_path):
+    """--compile (torch.compile of both update steps and the rollout policy) runs on CPU."""
+    run_dir = sac.main(sac.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, total_timesteps=30,
+                                learning_starts=20, batch_size=16, buffer_size=500, hidden_dim=32, eval_freq=0,
+                                num_eval_episodes=1, log_freq=15, max_episode_steps=10, compile=True,
+                                sim_backend="cpu", runs_dir=str(tmp_path)))
+    assert (run_dir / "last.pt").is_file()
+    assert LOSS_NAMES <= _logged_names(run_dir)
+    loss = [float(r.split(",")[3]) for r in (run_dir / "metrics.csv").read_text().splitlines()[1:]
+            if ",losses/qf1_loss," in r]
+    assert loss and all(math.isfinite(v) for v in loss)
