@@ -204,6 +204,34 @@ def ppo_loss(agent: Agent, obs, actions, old_logprobs, advantages, returns, old_
                       approx_kl=approx_kl, clipfrac=clipfrac)
 
 
+def ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args, minibatch_size: int,
+               net_input=lambda o: o):
+    """`args.update_epochs` epochs of clipped-PPO minibatch updates over a flattened rollout, stopping
+    early when the approximate KL exceeds `args.target_kl`. `b_obs` is anything indexable by a
+    minibatch index tensor (a tensor or a TensorDict); `net_input` turns that slice into what the
+    agent takes. Returns (loss stats of the last minibatch, explained variance of the values)."""
+    batch_size = b_adv.shape[0]
+    stop = False
+    for _ in range(args.update_epochs):
+        perm = torch.randperm(batch_size, device=b_adv.device)
+        for start in range(0, batch_size, minibatch_size):
+            mb = perm[start:start + minibatch_size]
+            loss, stats = ppo_loss(agent, net_input(b_obs[mb]), b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb],
+                                   b_val[mb], args)
+            if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
+                stop = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+            optimizer.step()
+        if stop:
+            break
+    var_y = b_ret.var()
+    explained_var = float("nan") if var_y == 0 else float(1 - (b_ret - b_val).var() / var_y)
+    return stats, explained_var
+
+
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
     backend = common.resolve_sim_backend(args.sim_backend)
@@ -303,25 +331,9 @@ def main(args: Args):
         t0 = time.time()
         b_obs, b_actions = obs_buf.reshape(-1, obs_dim), actions_buf.reshape(-1, envs.action_dim)
         b_logprobs, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logprobs_buf, advantages, returns, values_buf))
-        stop = False
-        for epoch in range(args.update_epochs):
-            perm = torch.randperm(batch_size, device=device)
-            for start_i in range(0, batch_size, minibatch_size):
-                mb = perm[start_i:start_i + minibatch_size]
-                loss, stats = ppo_loss(agent, b_obs[mb], b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb],
-                                       b_val[mb], args)
-                if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
-                    stop = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
-            if stop:
-                break
+        stats, explained_var = ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args,
+                                          minibatch_size)
         update_s = time.time() - t0
-        var_y = b_ret.var()
-        explained_var = float("nan") if var_y == 0 else float(1 - (b_ret - b_val).var() / var_y)
 
         # ---- logging
         sps = global_step / (time.time() - start)

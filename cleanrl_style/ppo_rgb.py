@@ -21,7 +21,7 @@ from tensordict import TensorDict
 from torch.distributions.normal import Normal
 
 from cleanrl_style import common
-from cleanrl_style.ppo import RunningMeanStd, compute_gae, layer_init, ppo_loss
+from cleanrl_style.ppo import RunningMeanStd, compute_gae, layer_init, ppo_update
 
 
 @dataclass
@@ -329,26 +329,9 @@ def main(args: Args):
         b_obs = obs_buf.reshape(-1)
         b_actions = actions_buf.reshape(-1, envs.action_dim)
         b_logprobs, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logprobs_buf, advantages, returns, values_buf))
-        stop = False
-        for epoch in range(args.update_epochs):
-            perm = torch.randperm(batch_size, device=device)
-            for s in range(0, batch_size, minibatch_size):
-                mb = perm[s:s + minibatch_size]
-                mb_obs = b_obs[mb]
-                loss, stats = ppo_loss(agent, net_input({"rgb": mb_obs["rgb"], "state": mb_obs["state"]}),
-                                       b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb], b_val[mb], args)
-                if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
-                    stop = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
-            if stop:
-                break
+        stats, explained_var = ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args,
+                                          minibatch_size, lambda o: net_input({"rgb": o["rgb"], "state": o["state"]}))
         update_s = time.time() - t0
-        var_y = b_ret.var()
-        explained_var = float("nan") if var_y == 0 else float(1 - (b_ret - b_val).var() / var_y)
 
         sps = global_step / (time.time() - start)
         logs = {f"losses/{k}": v for k, v in stats.items()}
