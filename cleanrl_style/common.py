@@ -141,6 +141,19 @@ def _size_hw(image_size: Union[int, Sequence[int]]) -> tuple[int, int]:
     return h, w
 
 
+def _state_layout_of(obs: dict, prefix: str = "") -> list[tuple[str, int]]:
+    """(name, size) of every leaf of a batched obs dict, in the order flatten_state_dict uses."""
+    out: list[tuple[str, int]] = []
+    for k, v in obs.items():
+        if k in ("sensor_data", "sensor_param"):
+            continue
+        if isinstance(v, dict):
+            out += _state_layout_of(v, f"{prefix}{k}/")
+        else:
+            out.append((f"{prefix}{k}", int(np.prod(tuple(v.shape[1:]))) if v.ndim > 1 else 1))
+    return out
+
+
 class _PixelObs:
     """Turns ManiSkill's raw rgb/rgbd observation into {"rgb": uint8 (N, C, H, W), "state": float32 (N, D)}.
 
@@ -151,6 +164,7 @@ class _PixelObs:
     def __init__(self, cameras: Optional[Sequence[str]], depth: bool):
         self.cameras = list(cameras) if cameras else None
         self.depth = depth
+        self.state_layout: Optional[list[tuple[str, int]]] = None
 
     def __call__(self, obs: dict) -> dict:
         from mani_skill.utils import common as ms_common
@@ -167,6 +181,8 @@ class _PixelObs:
                 chans.append(d.clamp_(0, 255).round_().to(torch.uint8))
         rgb = torch.cat(chans, dim=-1).permute(0, 3, 1, 2).contiguous()
         rest = {k: v for k, v in obs.items() if k not in ("sensor_data", "sensor_param")}
+        if self.state_layout is None:
+            self.state_layout = _state_layout_of(rest)
         state = ms_common.flatten_state_dict(rest, use_torch=True)
         return {"rgb": rgb, "state": state.float()}
 
@@ -179,6 +195,7 @@ def _pixel_obs_wrapper(env, cameras, depth):
             super().__init__(env)
             self.convert = _PixelObs(cameras, depth)
             self.env.unwrapped.update_obs_space(self.convert(self.env.unwrapped._init_raw_obs))
+            self.state_layout = self.convert.state_layout
 
         def observation(self, observation):
             return self.convert(observation)
@@ -276,6 +293,7 @@ class VecEnv:
         self.action_dim = int(np.prod(space.shape))
         self.max_episode_steps = self._max_episode_steps()
         self.obs_shapes: dict[str, tuple] = {}
+        self._state_layout: Optional[list[tuple[str, int]]] = None
         self.closed = False
         _OPEN_ENVS.add(self)
 
@@ -352,6 +370,28 @@ class VecEnv:
         if self.recording:
             self._grab_frame()
         return obs, rew.reshape(-1), term.reshape(-1), trunc.reshape(-1), out
+
+    def state_layout(self) -> list[tuple[str, int]]:
+        """Names and sizes of the parts of the flat state vector, in the env's order, e.g.
+        [("agent/qpos", 9), ("agent/qvel", 9), ("extra/is_grasped", 1), ...]. Demo loaders use it to
+        assemble h5 groups (listed alphabetically there) in that order; feature filters use the names."""
+        if self._state_layout is None:
+            if self.obs_mode == "state":  # ManiSkill flattens the state dict: build one (no rendering)
+                import gymnasium as gym
+
+                kw = dict(num_envs=1, obs_mode="state_dict", sim_backend="physx_cpu", render_backend="none")
+                if self.cfg.get("control_mode"):
+                    kw["control_mode"] = self.cfg["control_mode"]
+                kw.update(self.cfg.get("env_kwargs") or {})
+                env = gym.make(self.env_id, **kw)
+                raw, _ = env.reset(seed=0)
+                env.close()
+            elif self.backend == "gpu":  # the pixel wrapper recorded it from the first raw observation
+                raw = self.env._env.get_wrapper_attr("state_layout")
+            else:
+                raw = self.env.get_attr("state_layout")[0]
+            self._state_layout = raw if isinstance(raw, list) else _state_layout_of(raw)
+        return self._state_layout
 
     def sample_actions(self) -> torch.Tensor:
         u = torch.rand(self.num_envs, self.action_dim, device=self.device)
@@ -676,7 +716,9 @@ class Evaluator:
 
     def _save(self, name: str, step: int, metrics: dict) -> None:
         if self.args.save_checkpoints:
-            save_checkpoint(self.run.dir / name, step=step, extra=dict(eval=metrics), **self.checkpoint())
+            kw = self.checkpoint()
+            kw["extra"] = dict(kw.get("extra") or {}, eval=metrics)
+            save_checkpoint(self.run.dir / name, step=step, **kw)
 
     def maybe_evaluate(self, step: int, force: bool = False) -> Optional[dict]:
         a = self.args

@@ -1,0 +1,312 @@
+"""Demonstrations and behavior cloning: index bookkeeping, temporal ensembling, normalization, the
+collect -> convert -> train -> evaluate pipeline end to end on 2 demos, and bad demo files."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from cleanrl_style import bc, common
+from conftest import assert_one_error_line, run_script
+
+
+# ----------------------------------------------------------------------------- pure functions
+def _fake_data(lengths=(3, 2)):
+    """Episodes of the given lengths; frame f holds state [f], step s holds action [s]."""
+    frames = sum(n + 1 for n in lengths)
+    steps = sum(lengths)
+    step_frame, ep_start, ep_last = [], [], []
+    f0 = s0 = 0
+    for n in lengths:
+        step_frame += list(range(f0, f0 + n))
+        ep_start += [f0] * n
+        ep_last += [s0 + n - 1] * n
+        f0, s0 = f0 + n + 1, s0 + n
+    t = torch.tensor
+    return dict(state=torch.arange(frames, dtype=torch.float32)[:, None], actions=torch.arange(steps, dtype=torch.float32)[:, None],
+                step_frame=t(step_frame), ep_start=t(ep_start), ep_last=t(ep_last))
+
+
+def test_batch_indices_history_and_chunks_stop_at_episode_bounds():
+    data = _fake_data((3, 2))  # frames 0..3 | 4..6, steps 0..2 | 3..4
+    idx = torch.tensor([0, 2, 3, 4])
+    frames, steps, valid = bc.batch_indices(data, idx, obs_horizon=2, chunk_size=3)
+    # history: previous frame, repeated first frame at an episode start
+    assert frames.tolist() == [[0, 0], [1, 2], [4, 4], [4, 5]]
+    # chunks never run into the next episode: steps past the end are clamped and masked
+    assert steps.tolist() == [[0, 1, 2], [2, 2, 2], [3, 4, 4], [4, 4, 4]]
+    assert valid.tolist() == [[True, True, True], [True, False, False], [True, True, False], [True, False, False]]
+
+
+class _CountingModel(torch.nn.Module):
+    """A 'policy' whose k-th query (k = 0, 1, ...) predicts chunk [k*10 + j for j in 0..H-1]."""
+
+    def __init__(self, chunk_size):
+        super().__init__()
+        self.head, self.obs_horizon, self.chunk_size, self.action_dim = "chunk", 1, chunk_size, 1
+        self.k = 0
+
+    def forward(self, state, rgb=None):
+        out = torch.tensor([[self.k * 10.0 + j for j in range(self.chunk_size)]])[..., None].expand(state.shape[0], -1, -1)
+        self.k += 1
+        return out
+
+
+def _identity_norm(dim=1, action_dim=1):
+    return bc.Normalizer(torch.arange(dim), torch.zeros(dim), torch.ones(dim), torch.zeros(action_dim), torch.ones(action_dim))
+
+
+def test_temporal_ensemble_averages_what_each_chunk_says_for_now():
+    decay = 0.5
+    pol = bc.EvalPolicy(_CountingModel(3), _identity_norm(), temporal_ensemble=True, ensemble_decay=decay)
+    obs = torch.zeros(2, 1)
+    assert pol(obs).flatten().tolist() == [0.0, 0.0]           # only chunk 0: its step 0
+    a1 = pol(obs)[0, 0].item()                                 # chunk 0 step 1 (=1), chunk 1 step 0 (=10)
+    w = np.exp(-decay * np.array([1.0, 0.0]))                  # newest first: ages 0, 1 -> oldest weight 1
+    assert a1 == pytest.approx((w[0] * 10 + w[1] * 1) / w.sum())
+    a2 = pol(obs)[0, 0].item()                                 # chunks 2,1,0 say 20, 11, 2
+    w = np.exp(-decay * np.array([2.0, 1.0, 0.0]))
+    assert a2 == pytest.approx((w[0] * 20 + w[1] * 11 + w[2] * 2) / w.sum())
+    a3 = pol(obs)[0, 0].item()                                 # chunk 0 has run out: 30, 21, 12
+    assert a3 == pytest.approx((w[0] * 30 + w[1] * 21 + w[2] * 12) / w.sum())
+    pol.reset()
+    assert pol(obs)[0, 0].item() == 40.0                       # a reset forgets old chunks
+
+
+def test_open_loop_chunks_execute_exec_horizon_actions_per_query():
+    pol = bc.EvalPolicy(_CountingModel(4), _identity_norm(), temporal_ensemble=False, exec_horizon=2)
+    obs = torch.zeros(1, 1)
+    assert [pol(obs).item() for _ in range(5)] == [0.0, 1.0, 10.0, 11.0, 20.0]
+
+
+def test_normalizer_round_trip_and_kept_dims():
+    g = torch.Generator().manual_seed(0)
+    state = torch.randn(100, 5, generator=g) * torch.tensor([1.0, 2.0, 0.0, 3.0, 4.0]) + 7
+    actions = torch.randn(100, 2, generator=g) * 0.3
+    keep = torch.tensor([0, 2, 3])
+    norm = bc.Normalizer.fit(keep, state, actions)
+    z = norm.state(state)
+    assert z.shape == (100, 3)
+    assert torch.allclose(z[:, [0, 2]].mean(0), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(z[:, [0, 2]].std(0), torch.ones(2), atol=1e-4)
+    assert torch.all(z[:, 1] == 0)  # a constant dim: std floored, no division by zero
+    assert torch.allclose(norm.unaction(norm.action(actions)), actions, atol=1e-6)
+
+
+def test_keep_index_drops_named_parts_and_rejects_unknown_names():
+    layout = [("agent/qpos", 2), ("agent/qvel", 2), ("extra/goal_pos", 3)]
+    assert bc.keep_index(layout, ["agent/qvel"]).tolist() == [0, 1, 4, 5, 6]
+    assert bc.keep_index(layout, []).tolist() == list(range(7))
+    with pytest.raises(common.UserError, match="agent/qacc"):
+        bc.keep_index(layout, ["agent/qacc"])
+
+
+def test_gaussian_head_is_sacs_actor():
+    from cleanrl_style.sac import Actor
+
+    m = bc.BCPolicy(state_dim=10, action_dim=4, head="gaussian", chunk_size=1, hidden_dim=256)
+    ref = Actor(10, 4, 256)
+    assert {k: v.shape for k, v in m.actor.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
+    assert m(torch.zeros(3, 1, 10)).shape == (3, 1, 4)
+
+
+# ----------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    """2 motion-planning PickCube demos, converted to state + pd_ee_delta_pos (one collect call)."""
+    out = tmp_path_factory.mktemp("demos")
+    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--num-demos", "2", "--out-dir", str(out),
+                   "--obs-mode", "state", "--control-mode", "pd_ee_delta_pos", timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    return out, p.stdout
+
+
+def test_collect_writes_maniskill_trajectories_readable_by_its_loader(demos):
+    out, stdout = demos
+    raw = out / "PickCube-v1" / "motionplanning" / "trajectory.h5"
+    conv = raw.parent / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    assert raw.is_file() and conv.is_file()
+    meta = json.loads(raw.with_suffix(".json").read_text())
+    assert len(meta["episodes"]) == 2 and meta["env_info"]["env_id"] == "PickCube-v1"
+    assert meta["cleanrl_style"]["successes"] == 2 and meta["cleanrl_style"]["attempts"] >= 2
+    assert sorted(e["episode_seed"] for e in meta["episodes"]) == [0, 1] or meta["cleanrl_style"]["attempts"] > 2
+    assert "2/2 demos replayed successfully" in stdout
+    from mani_skill.trajectory.dataset import ManiSkillTrajectoryDataset
+
+    ds = ManiSkillTrajectoryDataset(str(conv), load_count=-1, success_only=False, device="cpu")
+    item = ds[0]
+    assert item["action"].shape == (4,)            # pd_ee_delta_pos: xyz + gripper
+    assert np.asarray(item["obs"]).ndim == 1        # flat state
+    assert not list(raw.parent.glob(".collect-tmp-*")) and not list(conv.parent.glob(".convert-tmp-*"))
+
+
+def test_load_demos_shapes_and_episode_bookkeeping(demos):
+    out, _ = demos
+    conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    data = bc.load_demos(str(conv), "state", None)
+    S, F = len(data["actions"]), len(data["state"])
+    assert data["num_demos"] == 2 and F == S + 2 and S == sum(data["lengths"])
+    assert data["state"].dtype == torch.float32 and data["actions"].shape[1] == 4
+    assert data["ep_last"][0].item() == data["lengths"][0] - 1
+    assert data["step_frame"][data["lengths"][0]].item() == data["lengths"][0] + 1  # episode 2 starts one frame later
+
+
+@pytest.fixture(scope="module")
+def bc_run(demos, tmp_path_factory):
+    out, _ = demos
+    conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    runs = tmp_path_factory.mktemp("bc_runs")
+    p = run_script("cleanrl_style/bc.py", "--env-id", "PickCube", "--demo-path", str(conv), "--total-iters", "60",
+                   "--eval-freq", "30", "--log-freq", "20", "--num-eval-episodes", "2", "--max-episode-steps", "10",
+                   "--runs-dir", str(runs), timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (run_dir,) = list(runs.iterdir())
+    return run_dir, conv
+
+
+def test_bc_smoke_run_artifacts_and_normalization_in_checkpoint(bc_run):
+    run_dir, conv = bc_run
+    for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "final_eval.json"):
+        assert (run_dir / f).is_file(), f
+    final = json.loads((run_dir / "final_eval.json").read_text())
+    assert final["episodes"] == 2 and final["num_demos"] == 2
+    assert all(s >= 2_000_001 for s in final["seeds"])  # never a demo seed
+    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    assert ckpt["script"] == "bc" and ckpt["env"]["control_mode"] == "pd_ee_delta_pos"
+    data = bc.load_demos(str(conv), "state", None)
+    keep = bc.keep_index([("agent/qpos", 9), ("agent/qvel", 9), ("rest", data["state"].shape[1] - 18)], ["agent/qvel"])
+    sd = ckpt["state_dict"]
+    assert torch.allclose(sd["norm.state_mean"], data["state"][:, keep].mean(0), atol=1e-5)
+    assert torch.allclose(sd["norm.action_mean"], data["actions"].mean(0), atol=1e-6)
+    # the rebuilt policy applies those stats: same action as normalizing by hand
+    policy = bc.load_policy(ckpt, torch.device("cpu"))
+    obs = data["state"][:3]
+    z = (obs[:, keep] - sd["norm.state_mean"]) / sd["norm.state_std"]
+    chunk = policy.model(z[:, None]) * sd["norm.action_std"] + sd["norm.action_mean"]
+    assert torch.allclose(policy(obs), chunk[:, 0], atol=1e-5)
+
+
+def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):
+    run_dir, _ = bc_run
+    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "best.pt"), "--num-episodes", "2",
+                   "--seed", "5", "--out-dir", str(tmp_path), timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    m = json.loads((tmp_path / "final_eval.json").read_text())
+    assert m["script"] == "bc" and m["episodes"] == 2 and m["max_episode_steps"] == 10
+
+
+def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path):
+    out, _ = demos
+    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--out-dir", str(out), "--convert-only",
+                   "--obs-mode", "rgb", "--control-mode", "pd_ee_delta_pos", "--image-size", "48", "--num-procs", "1",
+                   timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    conv = out / "PickCube-v1" / "motionplanning" / "rgb48" / "trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
+    with h5py.File(conv, "r") as f:
+        rgb = f["traj_0/obs/sensor_data/base_camera/rgb"]
+        assert rgb.dtype == np.uint8 and rgb.shape[1:] == (48, 48, 3)
+    p = run_script("cleanrl_style/bc.py", "--env-id", "PickCube", "--demo-path", str(conv), "--obs-mode", "rgb",
+                   "--total-iters", "4", "--batch-size", "8", "--eval-freq", "0", "--num-eval-episodes", "1",
+                   "--num-eval-envs", "1", "--max-episode-steps", "3", "--runs-dir", str(tmp_path), timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 48, 48]
+    assert ckpt["model_kwargs"]["model"]["image_shape"] == [3, 48, 48]
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bc_missing_demo_file(tmp_path):
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(tmp_path / "nope.h5"), timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "demo file not found")
+
+
+def test_bc_corrupt_demo_file(demos, tmp_path):
+    out, _ = demos
+    conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"this is not an h5 file")
+    shutil.copy(conv.with_suffix(".json"), bad.with_suffix(".json"))
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(bad), "--num-eval-episodes", "1", "--runs-dir",
+                   str(tmp_path / "runs"), timeout=300)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "corrupt")
+
+
+def test_bc_demo_json_missing_or_broken(demos, tmp_path):
+    out, _ = demos
+    conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    h5 = tmp_path / "t.h5"
+    shutil.copy(conv, h5)
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(h5), timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "t.json")
+    h5.with_suffix(".json").write_text("{not json")
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(h5), timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "not a ManiSkill trajectory json")
+
+
+def test_bc_wrong_obs_mode_and_wrong_task(demos):
+    out, _ = demos
+    raw = out / "PickCube-v1" / "motionplanning" / "trajectory.h5"
+    conv = raw.parent / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(conv), "--obs-mode", "rgb", timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "obs mode 'state', not 'rgb'", "--obs-mode rgb")
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(raw), timeout=120)  # raw: no observations
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "not 'state'")
+    p = run_script("cleanrl_style/bc.py", "--env-id", "PushCube", "--demo-path", str(conv), timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "holds PickCube-v1 demos, not PushCube-v1")
+
+
+def test_collect_rejects_task_without_planner_and_bad_flags(tmp_path):
+    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickSingleYCB", "--out-dir", str(tmp_path), timeout=120)
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "no motion-planning solution", "--teacher")
+    p = run_script("cleanrl_style/collect_demos.py", "--control-mode", "pd_ee_delta_pos", "--out-dir", str(tmp_path), timeout=120)
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "--obs-mode")
+    p = run_script("cleanrl_style/collect_demos.py", "--convert-only", "--obs-mode", "state", "--out-dir", str(tmp_path), timeout=120)
+    assert p.returncode == 1
+    assert_one_error_line(p.stderr, "no demos at")
+
+
+def test_collect_teacher_records_successful_episodes_of_a_checkpoint(tmp_path, bc_run):
+    run_dir, _ = bc_run
+    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--teacher", str(run_dir / "last.pt"),
+                   "--num-demos", "1", "--max-attempts", "1", "--num-procs", "1", "--out-dir", str(tmp_path), timeout=600)
+    # a 60-step policy rarely solves PickCube: either one success was recorded or the run says none did
+    dest = tmp_path / "PickCube-v1" / "teacher" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    if p.returncode == 0:
+        meta = json.loads(dest.with_suffix(".json").read_text())
+        assert len(meta["episodes"]) == 1 and meta["cleanrl_style"]["successes"] == 1
+    else:
+        assert p.returncode == 1
+        assert_one_error_line(p.stderr, "0 of 1 attempts", "nothing written")
+        assert not dest.exists()
+
+
+def test_state_layout_matches_the_flat_state_of_state_and_pixel_envs(state_env):
+    from conftest import _make
+
+    state_env.reset(seed=0)
+    layout = state_env.state_layout()
+    assert [n for n, _ in layout][:2] == ["agent/qpos", "agent/qvel"]
+    assert sum(s for _, s in layout) == state_env.obs_shapes["state"][0]
+    env = _make("PickCube", 1, "rgb", image_size=40, partial_reset=False)
+    try:
+        env.reset(seed=0)
+        pix = env.state_layout()
+        assert sum(s for _, s in pix) == env.obs_shapes["state"][0]
+        assert "extra/obj_pose" not in dict(pix)  # no privileged object state in pixel modes
+        assert "extra/obj_pose" in dict(layout)
+    finally:
+        env.close()
