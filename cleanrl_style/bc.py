@@ -43,10 +43,11 @@ class Args:
     """parallel evaluation envs (default: 16 on GPU, 2 on CPU)"""
     num_eval_episodes: int = 100
     """episodes per evaluation (and for final_eval.json)"""
-    eval_freq: int = 10_000
+    eval_freq: int = 2_500
     """evaluate every this many gradient steps (0 = only at the end)"""
-    total_iters: int = 30_000
-    """gradient steps"""
+    total_iters: int = 5_000
+    """gradient steps (longer training overfits: with 200 PickCube demos success fell from 0.62 at
+    5k to 0.42 at 10k steps, docs/bc.md)"""
     max_episode_steps: int = 100
     """time limit of the evaluation episodes (PickCube motion-planning demos take 49-99 steps)"""
     seed: int = 1
@@ -57,7 +58,7 @@ class Args:
     """chunk: MLP/CNN predicting the next --chunk-size actions (ACT-style), executed with temporal
     ensembling; gaussian: one action from sac.py's tanh-Gaussian actor (same architecture, so SAC can
     start from it), trained on the mean with MSE"""
-    chunk_size: int = 8
+    chunk_size: int = 16
     """actions predicted per query (policy=chunk)"""
     temporal_ensemble: bool = True
     """query every step and average the overlapping chunks' predictions for the current step

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -328,8 +329,9 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         merged = tmp / out.name
         merge_trajectories(str(merged), [str(p) for p in produced])
         conv = read_json(merged)
-        got = {ep["episode_seed"] for ep in conv["episodes"]}
-        failed = sorted(ep["episode_seed"] for ep in meta["episodes"] if ep["episode_seed"] not in got)
+        got = len(conv["episodes"])  # seeds as a multiset: a file merged from other tools may repeat one
+        failed = sorted((Counter(ep["episode_seed"] for ep in meta["episodes"])
+                         - Counter(ep["episode_seed"] for ep in conv["episodes"])).elements())
         conv["cleanrl_style"] = dict(source=str(raw), source_episodes=n_raw, converted=len(conv["episodes"]),
                                      failed_seeds=failed, convert_seconds=time.time() - t0,
                                      image_size=image_size if obs_mode != "state" else None)
@@ -340,7 +342,7 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
             if proc.poll() is None:
                 proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"convert: {len(got)}/{n_raw} demos replayed successfully as {obs_mode}/{control_mode} in "
+    print(f"convert: {got}/{n_raw} demos replayed successfully as {obs_mode}/{control_mode} in "
           f"{time.time() - t0:.1f}s -> {out}" + (f"; failed seeds: {failed}" if failed else ""))
     return out
 
