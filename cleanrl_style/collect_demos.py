@@ -302,7 +302,10 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
     n_raw = len(meta["episodes"])
     if obs_mode != "state":  # the replay tool builds the env from the json's env_kwargs: the image size goes there
         meta = json.loads(json.dumps(meta))
-        meta["env_info"]["env_kwargs"]["sensor_configs"] = dict(width=image_size, height=image_size)
+        kw = meta["env_info"]["env_kwargs"]
+        kw["sensor_configs"] = dict(width=image_size, height=image_size)
+        if kw.get("render_backend") == "none":  # collected without a renderer; replaying images needs ManiSkill's default one
+            kw.pop("render_backend")
     t0 = time.time()
     try:
         parts = _split(raw, meta, max(1, min(num_procs, n_raw)), tmp)
