@@ -284,7 +284,7 @@ class Normalizer(nn.Module):
         return cls(keep, s.mean(0), s.std(0).clamp_min(min_std), actions.mean(0), actions.std(0).clamp_min(min_std))
 
     @classmethod
-    def empty(cls, n_keep: int, state_dim: int, action_dim: int) -> "Normalizer":
+    def empty(cls, n_keep: int, action_dim: int) -> "Normalizer":
         z = torch.zeros
         return cls(torch.zeros(n_keep, dtype=torch.long), z(n_keep), z(n_keep), z(action_dim), z(action_dim))
 
@@ -361,8 +361,7 @@ class EvalPolicy(nn.Module):
 
 def build_policy(model_kwargs: dict, args: dict, device) -> EvalPolicy:
     model = BCPolicy(**model_kwargs["model"]).to(device)
-    norm = Normalizer.empty(model_kwargs["n_keep"], model_kwargs["model"]["state_dim"],
-                            model_kwargs["model"]["action_dim"]).to(device)
+    norm = Normalizer.empty(model_kwargs["n_keep"], model_kwargs["model"]["action_dim"]).to(device)
     return EvalPolicy(model, norm, args.get("temporal_ensemble", True), args.get("ensemble_decay", 0.01),
                       args.get("exec_horizon", 4)).to(device)
 
@@ -485,7 +484,6 @@ def main(args: Args):
         if pixels:
             rgb = data["rgb"][frames]                                              # (B, h, C, H, W) uint8
             if augment is not None:
-                B, h = rgb.shape[:2]
                 rgb = augment(rgb.flatten(0, 1)).reshape(rgb.shape)
         target = data["actions"][steps]                                            # (B, H, A)
         pred = model(state, rgb)
@@ -520,9 +518,7 @@ def main(args: Args):
     model.eval()
     train_s = time.time() - start
     evaluator.maybe_evaluate(args.total_iters, force=True)
-    final = evaluator.finish(args.total_iters)
-    final.update(train_s=train_s, num_demos=data["num_demos"], demo_steps=S)
-    common.write_json(run.dir / "final_eval.json", final)
+    final = evaluator.finish(args.total_iters, extra=dict(train_s=train_s, num_demos=data["num_demos"], demo_steps=S))
     run.log(args.total_iters, {"time/train_s": train_s})
     run.close()
     eval_envs.close()

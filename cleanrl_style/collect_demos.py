@@ -94,10 +94,6 @@ def read_json(h5: Path) -> dict:
                                f"to start over", code=1) from e
 
 
-def write_json_atomic(path: Path, obj: dict) -> None:
-    common.atomic_write_text(path, json.dumps(obj, indent=2))
-
-
 def replace_pair(src_h5: Path, dst_h5: Path) -> None:
     """Move an h5 + json pair into place: json first (a stale json next to a complete h5 is what a
     crash in between leaves, and the next run rewrites it)."""
@@ -107,6 +103,24 @@ def replace_pair(src_h5: Path, dst_h5: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- collection workers
+def _record_attempts(env, seeds: list[int], wanted: int, attempt, queue, h5: str) -> dict:
+    """Try `seeds` in order until `wanted` succeed. `attempt(seed)` plays one episode in the recording
+    env and returns its length if it succeeded, else None; only successful episodes are saved."""
+    ok, lengths, tried = [], [], 0
+    for seed in seeds:
+        if len(ok) >= wanted:
+            break
+        tried += 1
+        length = attempt(seed)
+        env.flush_trajectory(save=length is not None)
+        if length is not None:
+            ok.append(seed)
+            lengths.append(length)
+        queue.put(length is not None)
+    env.close()
+    return dict(h5=h5, seeds=ok, attempts=tried, lengths=lengths, last_seed=seeds[tried - 1] if tried else -1)
+
+
 def _mp_worker(env_id: str, seeds: list[int], wanted: int, tmp_dir: str, name: str, queue) -> dict:
     """One process: run the motion-planning solution on `seeds` in order until `wanted` succeed;
     record the successful episodes with ManiSkill's RecordEpisode."""
@@ -122,24 +136,17 @@ def _mp_worker(env_id: str, seeds: list[int], wanted: int, tmp_dir: str, name: s
                         source_desc="mani_skill's motion planning solution, collected by cleanrl_style/collect_demos.py",
                         record_reward=False, save_on_reset=False)
     solve = MP_SOLUTIONS[env_id]
-    ok, tried, lengths = [], 0, []
-    for seed in seeds:
-        if len(ok) >= wanted:
-            break
-        tried += 1
+
+    def attempt(seed: int) -> Optional[int]:
         try:
             res = solve(env, seed=seed, debug=False, vis=False)
         except Exception:  # noqa: BLE001  (a planner failure is a failed attempt, not a crash)
-            res = -1
-        success = res != -1 and bool(res[-1]["success"].item())
-        env.flush_trajectory(save=success)
-        if success:
-            ok.append(seed)
-            lengths.append(int(res[-1]["elapsed_steps"].item()))
-        queue.put(success)
-    env.close()
-    return dict(h5=str(Path(tmp_dir) / f"{name}.h5"), seeds=ok, attempts=tried, lengths=lengths,
-                last_seed=seeds[tried - 1] if tried else -1)
+            return None
+        if res == -1 or not bool(res[-1]["success"].item()):
+            return None
+        return int(res[-1]["elapsed_steps"].item())
+
+    return _record_attempts(env, seeds, wanted, attempt, queue, str(Path(tmp_dir) / f"{name}.h5"))
 
 
 def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str, name: str, queue) -> dict:
@@ -167,30 +174,19 @@ def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str,
                         record_reward=True, save_on_reset=False)
     convert = common._PixelObs(spec["cameras"], spec["obs_mode"] == "rgbd") if spec["obs_mode"] != "state" else None
     max_steps = spec.get("max_episode_steps") or env.unwrapped.spec.max_episode_steps or 100
-    ok, tried, lengths = [], 0, []
-    with torch.no_grad():
-        for seed in seeds:
-            if len(ok) >= wanted:
-                break
-            tried += 1
-            obs, _ = env.reset(seed=seed)
-            if hasattr(policy, "reset"):
-                policy.reset()
-            success = False
-            for t in range(max_steps):
-                o = convert(obs) if convert else obs.float()
-                obs, _, term, trunc, info = env.step(policy(o))
-                if bool(info["success"].any()):
-                    success = True
-                    lengths.append(t + 1)
-                    break
-            env.flush_trajectory(save=success)
-            if success:
-                ok.append(seed)
-            queue.put(success)
-    env.close()
-    return dict(h5=str(Path(tmp_dir) / f"{name}.h5"), seeds=ok, attempts=tried, lengths=lengths,
-                last_seed=seeds[tried - 1] if tried else -1)
+
+    @torch.no_grad()
+    def attempt(seed: int) -> Optional[int]:
+        obs, _ = env.reset(seed=seed)
+        if hasattr(policy, "reset"):
+            policy.reset()
+        for t in range(max_steps):
+            obs, _, _, _, info = env.step(policy(convert(obs) if convert else obs.float()))
+            if bool(info["success"].any()):
+                return t + 1
+        return None
+
+    return _record_attempts(env, seeds, wanted, attempt, queue, str(Path(tmp_dir) / f"{name}.h5"))
 
 
 def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dict:
@@ -251,7 +247,7 @@ def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dic
                      last_seed_tried=max([old.get("last_seed_tried", -1)] + [r["last_seed"] for r in results]),
                      collect_seconds=old.get("collect_seconds", 0.0) + (time.time() - t0))
         meta["cleanrl_style"] = stats
-        write_json_atomic(_json(merged), meta)
+        common.write_json(_json(merged), meta)
         replace_pair(merged, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -282,7 +278,7 @@ def _split(raw: Path, meta: dict, parts: int, tmp: Path) -> list[Path]:
             with h5py.File(path, "w") as dst:
                 for ep in chunk:
                     src.copy(f"traj_{ep['episode_id']}", dst)
-            write_json_atomic(_json(path), dict(meta, episodes=chunk))
+            common.write_json(_json(path), dict(meta, episodes=chunk))
             out.append(path)
     return out
 
@@ -307,9 +303,9 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         if kw.get("render_backend") == "none":  # collected without a renderer; replaying images needs ManiSkill's default one
             kw.pop("render_backend")
     t0 = time.time()
+    procs = []  # (process, its log file, its part)
     try:
         parts = _split(raw, meta, max(1, min(num_procs, n_raw)), tmp)
-        procs = []
         print(f"convert: replaying {n_raw} demos as {obs_mode}/{control_mode} in {len(parts)} process(es) "
               f"(mani_skill.trajectory.replay_trajectory; progress of the first below)", flush=True)
         for i, part in enumerate(parts):
@@ -320,9 +316,8 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
             log = open(part.parent / "replay.log", "w")
             procs.append((subprocess.Popen(cmd, stdout=sys.stderr if i == 0 else log, stderr=subprocess.STDOUT), log, part))
         produced = []
-        for proc, log, part in procs:
+        for proc, _, part in procs:
             rc = proc.wait()
-            log.close()
             done = part.parent / out.name
             if rc != 0 or not done.exists():
                 tail = (part.parent / "replay.log").read_text().strip().splitlines()[-1:] or ["see the output above"]
@@ -335,15 +330,16 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         got = len(conv["episodes"])  # seeds as a multiset: a file merged from other tools may repeat one
         failed = sorted((Counter(ep["episode_seed"] for ep in meta["episodes"])
                          - Counter(ep["episode_seed"] for ep in conv["episodes"])).elements())
-        conv["cleanrl_style"] = dict(source=str(raw), source_episodes=n_raw, converted=len(conv["episodes"]),
+        conv["cleanrl_style"] = dict(source=str(raw), source_episodes=n_raw, converted=got,
                                      failed_seeds=failed, convert_seconds=time.time() - t0,
                                      image_size=image_size if obs_mode != "state" else None)
-        write_json_atomic(_json(merged), conv)
+        common.write_json(_json(merged), conv)
         replace_pair(merged, out)
     finally:
-        for proc, log, _ in locals().get("procs", []):
+        for proc, log, _ in procs:
             if proc.poll() is None:
                 proc.kill()
+            log.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"convert: {got}/{n_raw} demos replayed successfully as {obs_mode}/{control_mode} in "
           f"{time.time() - t0:.1f}s -> {out}" + (f"; failed seeds: {failed}" if failed else ""))

@@ -734,11 +734,12 @@ class Evaluator:
             self._save("best.pt", step, m)
         return m
 
-    def finish(self, step: int) -> dict:
+    def finish(self, step: int, extra: Optional[dict] = None) -> dict:
+        """`extra`: script-specific fields stored in final_eval.json with the metrics."""
         a = self.args
         final = evaluate(self.policy, self.env, a.num_eval_episodes, seed=a.seed + 2_000_000,
                          video_name="final_eval" if a.capture_video else None)
-        final.update(checkpoint="last.pt", step=step, wall_time_s=time.time() - self.start)
+        final.update(checkpoint="last.pt", step=step, wall_time_s=time.time() - self.start, **(extra or {}))
         write_json(self.run.dir / "final_eval.json", final)
         print_eval(final, f"final evaluation ({self.env.env_id}, last policy)")
         return final
