@@ -50,6 +50,14 @@ def load1() -> float:
         return float("nan")
 
 
+def quiet_rows(rows: list[dict]) -> list[dict]:
+    """The rows measured on a machine that was not oversubscribed (load1 <= cpu_count), when there are
+    any; otherwise all rows. A row taken while other jobs competed for the cores measures the load, not
+    the code, so it only counts when nothing better of that setting exists."""
+    quiet = [r for r in rows if to_float(r.get("load1")) <= to_float(r.get("cpu_count"))]
+    return quiet or rows
+
+
 def machine_fields() -> dict:
     """The columns that say where and with what a row was measured."""
     return dict(device=common.device_name(), date=now_iso(), commit=common.git_commit(),

@@ -6,7 +6,9 @@ results/train_sps.csv. Docs: docs/benchmarks.md
 
 Rows from every machine live side by side in the CSVs; the report groups them by the `device`
 column (one tier per GPU model, and one per CPU), so rows appended from any GPU show up as a new
-tier on the next render. Repeated measurements of one setting are summarised by their median.
+tier on the next render. Repeated measurements of one setting are summarised by their median over
+the rows taken on a machine that was not oversubscribed (load1 <= cpu_count) when there are any, so a
+quiet re-measurement replaces numbers taken under load instead of being averaged with them.
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ def res_label(obs: str, res) -> str:
 
 def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
     """device -> one summary per (env_id, obs, res, num_envs, control_mode, sim_backend): median env_fps
-    over the error-free rows, n, load1 range, median peak memory; or the last error when all failed."""
+    over the error-free rows (the quiet ones when there are any, see _shared.quiet_rows), n, load1 range,
+    median peak memory; or the last error when all failed."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         key = (r.get("device", "?"), r.get("env_id", "?"), r.get("obs", "?"), _shared.parse_res(r.get("res")),
@@ -70,8 +73,10 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
     for key, rs in groups.items():
         device, env_id, obs, res, n, ctrl, backend = key
         ok = [r for r in rs if not r.get("error") and f(r.get("env_fps")) > 0]
+        used_rows = _shared.quiet_rows(ok)
         s = dict(device=device, env_id=env_id, obs=obs, res=res, num_envs=n, control_mode=ctrl, sim_backend=backend,
-                 n=len(ok), label=res_label(obs, res))
+                 n=len(used_rows), n_skipped=len(ok) - len(used_rows), label=res_label(obs, res))
+        ok = used_rows
         if ok:
             loads = [f(r.get("load1")) for r in ok if f(r.get("load1")) == f(r.get("load1"))]
             mems = [f(r.get("peak_mem_gb")) for r in ok if f(r.get("peak_mem_gb")) == f(r.get("peak_mem_gb"))]
@@ -102,8 +107,11 @@ def aggregate_train_sps(rows: list[dict]) -> dict[str, list[dict]]:
     for key, rs in groups.items():
         device, script, env_id, obs, res, n, mode, omp = key
         ok = [r for r in rs if not r.get("error") and f(r.get("train_sps")) > 0]
-        s = dict(device=device, script=script, env_id=env_id, obs=obs, res=res, num_envs=n, n=len(ok),
+        used_rows = _shared.quiet_rows(ok)
+        s = dict(device=device, script=script, env_id=env_id, obs=obs, res=res, num_envs=n, n=len(used_rows),
+                 n_skipped=len(ok) - len(used_rows),
                  mode=mode + (f", OMP_NUM_THREADS={omp}" if omp else ""), label=res_label(obs, res))
+        ok = used_rows
 
         def med(col):
             vals = [f(r.get(col)) for r in ok if f(r.get(col)) == f(r.get(col))]
@@ -120,6 +128,26 @@ def aggregate_train_sps(rows: list[dict]) -> dict[str, list[dict]]:
         v.sort(key=lambda s: (s["script"], s["env_id"], s["num_envs"], "OMP" in s["mode"],
                               order.get(s["mode"].split(",")[0], 9)))
     return out
+
+
+def rebase_ratios(env: dict[str, list[dict]], train: dict[str, list[dict]]) -> None:
+    """Give each training summary the raw env FPS of the env_fps summary of the same setting (device,
+    task, obs, resolution, num_envs) and ratio = collect FPS / that, so both sides of the ratio come
+    from the same row selection (quiet rows first) instead of whatever the CSV held when the training
+    row was measured. Settings without a raw measurement keep the values recorded with the row."""
+    for device, summaries in train.items():
+        for s in summaries:
+            hits = [e for e in env.get(device, []) if not e.get("error") and e["env_id"] == s["env_id"]
+                    and e["obs"] == s["obs"] and e["res"] == s["res"] and e["num_envs"] == s["num_envs"]]
+            if hits and s.get("collect_fps", math.nan) == s.get("collect_fps", math.nan):
+                best = max(hits, key=lambda e: e["n"])
+                s["env_fps"] = best["env_fps"]
+                s["ratio"] = s["collect_fps"] / best["env_fps"]
+
+
+def fmt_runs(s: dict) -> str:
+    """'2', or '1 (+3 under load)' when rows taken on an oversubscribed machine were left out."""
+    return f"{s['n']} (+{s['n_skipped']} under load)" if s.get("n_skipped") else str(s["n"])
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -175,7 +203,7 @@ def env_fps_tables(summaries: list[dict]) -> list[str]:
               "| task | obs | num_envs | env steps/s | runs | load1 | controller | backend | date | commit | note |",
               "|---|---|---:|---:|---:|---|---|---|---|---|---|"]
     for s in summaries:
-        lines.append(f"| {s['env_id']} | {s['label']} | {s['num_envs']} | {fmt_num(s['env_fps'])} | {s['n']} | "
+        lines.append(f"| {s['env_id']} | {s['label']} | {s['num_envs']} | {fmt_num(s['env_fps'])} | {fmt_runs(s)} | "
                      f"{fmt_load(s.get('load1'))} | {s['control_mode']} | {s['sim_backend']} | {s.get('date', '')} | "
                      f"{s.get('commit', '')} | {s.get('error', '')} |")
     versions = sorted({s.get("versions", "") for s in summaries if s.get("versions")})
@@ -190,7 +218,7 @@ def train_sps_table(summaries: list[dict]) -> list[str]:
         lines.append(f"| {s['script']} | {s['env_id']} | {s['label']} | {s['num_envs']} | {s['mode']} | "
                      f"{fmt_num(s['train_sps'])} | {fmt_num(s.get('collect_fps', math.nan))} | "
                      f"{fmt_num(s.get('env_fps', math.nan))} | {fmt_num(s.get('ratio', math.nan))} | "
-                     f"{fmt_num(s.get('update_s', math.nan))} | {s['n']} | {fmt_load(s.get('load1'))} | "
+                     f"{fmt_num(s.get('update_s', math.nan))} | {fmt_runs(s)} | {fmt_load(s.get('load1'))} | "
                      f"{s.get('error', '')} |")
     return lines + [""]
 
@@ -376,12 +404,17 @@ def render(args: Args, env: dict, train: dict, plots: dict[str, Optional[Path]])
           "included; harmonic mean of `time/env_fps`); `raw env FPS` = bench/env_fps.py at the same device, task, "
           "obs, resolution, num_envs and controller; `ratio` = collect FPS / raw env FPS. Modes: eager, "
           "`--compile`, `--cudagraphs` (CUDA only).",
-          "- Repeated measurements of one setting are shown as their median; `runs` counts them.",
+          "- Repeated measurements of one setting are shown as their median; `runs` counts them. Rows taken on "
+          "an oversubscribed machine (`load1` > number of cores) are left out of the median when the same setting "
+          "also has rows from a machine that was not (`+k under load` in `runs`), and the `ratio` is recomputed "
+          "against the raw env FPS shown in the same table, so a quiet re-measurement replaces busy numbers "
+          "instead of being averaged with them.",
           "- **CPU rows** come from a shared 2-core machine: `load1` above ~2 means other jobs were running and "
           "the numbers are lower than an idle machine would give. CPU envs are one `physx_cpu` worker process "
           "each, rendered by software Vulkan (lavapipe), so pixel throughput barely grows with num_envs.",
           "- A `ratio` above 1 is a load artefact: the raw env FPS and the training run were measured under "
-          "different load (compare their `load1`); on an idle machine collection cannot beat the raw simulator.",
+          "different load (compare their `load1`); on an idle machine collection cannot beat the raw simulator. "
+          "Below 1 with the training row under load and the raw row quiet, it understates the script.",
           "- On a busy CPU, torch's intra-op threads (one per core by default) fight the other processes and "
           "the update step can slow down by one to two orders of magnitude; rows measured with "
           "`OMP_NUM_THREADS=1` in the environment are listed separately (mode `..., OMP_NUM_THREADS=1`). "
@@ -455,6 +488,7 @@ def main(args: Args) -> dict:
             missing = [c for c in need if c not in rows[0]]
             raise common.UserError(f"{name} CSV lacks column(s) {', '.join(missing)}; is it a bench/{name}.py output?")
     env, train = aggregate_env_fps(env_rows), aggregate_train_sps(train_rows)
+    rebase_ratios(env, train)
     plots_dir = _abs(args.plots_dir)
     plots = {"env_fps": plot_env_fps(env, plots_dir / "env_fps.png"),
              "train_sps": plot_train_sps(train, plots_dir / "train_sps.png")}

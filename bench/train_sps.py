@@ -166,7 +166,8 @@ def summarize_metrics(metrics_csv: os.PathLike, burn_in_steps: int) -> dict:
 
 def lookup_env_fps(rows: list[dict], device: str, env_id: str, obs: str, res: Optional[int], num_envs: int,
                    control_mode: Optional[str]) -> tuple[float, int]:
-    """Median env_fps over the error-free rows of the same setting, and how many rows that was."""
+    """Median env_fps over the error-free rows of the same setting (the quiet ones when there are any,
+    see _shared.quiet_rows), and how many rows that was."""
     hits = []
     for r in rows:
         if r.get("error") or r.get("device") != device or r.get("env_id") != env_id or r.get("obs") != obs:
@@ -177,9 +178,9 @@ def lookup_env_fps(rows: list[dict], device: str, env_id: str, obs: str, res: Op
             continue
         if control_mode and r.get("control_mode") and r["control_mode"] != control_mode:
             continue
-        v = _shared.to_float(r.get("env_fps"))
-        if v > 0:
-            hits.append(v)
+        if _shared.to_float(r.get("env_fps")) > 0:
+            hits.append(r)
+    hits = [_shared.to_float(r["env_fps"]) for r in _shared.quiet_rows(hits)]
     return (statistics.median(hits), len(hits)) if hits else (float("nan"), 0)
 
 

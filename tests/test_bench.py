@@ -314,6 +314,37 @@ def test_report_renders_tiers_tables_and_plots(tmp_path):
         assert f"](../plots/{name})" in md
 
 
+def test_quiet_rows_replace_rows_taken_under_load(tmp_path):
+    """A setting measured both on an oversubscribed machine (load1 > cpu_count) and on a quiet one is
+    summarised by the quiet rows only; the ratio is recomputed against the raw FPS the report shows;
+    without any quiet row, all rows count."""
+    base = dict(device=CPU, date="2026-01-02T03:04:05+0000", commit="abcdef1234", versions="torch=2.13.0",
+                env_id="PushCube-v1", control_mode="pd_joint_delta_pos", sim_backend="cpu", cpu_count=2, obs="state",
+                num_envs=2)
+    env_rows = [dict(base, env_fps=100.0, load1=6.0), dict(base, env_fps=120.0, load1=8.0),
+                dict(base, env_fps=300.0, load1=1.6),
+                dict(base, num_envs=1, env_fps=50.0, load1=5.0), dict(base, num_envs=1, env_fps=70.0, load1=7.0)]
+    assert [r["env_fps"] for r in _shared.quiet_rows(env_rows)] == [300.0]
+    assert train_sps.lookup_env_fps([{k: str(v) for k, v in r.items()} for r in env_rows], CPU, "PushCube-v1",
+                                    "state", None, 2, None) == (300.0, 1)
+    train_rows = [dict(base, script="sac", mode="eager", train_sps=60.0, collect_fps=150.0, env_fps=110.0,
+                       ratio=150 / 110, update_s=0.03, load1=1.2)]
+    env_csv, train_csv = tmp_path / "env_fps.csv", tmp_path / "train_sps.csv"
+    _shared.append_rows(env_csv, env_fps.COLUMNS, env_rows)
+    _shared.append_rows(train_csv, train_sps.COLUMNS, train_rows)
+    doc = tmp_path / "benchmarks.md"
+    out = report.main(report.Args(env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc),
+                                  plots_dir=str(tmp_path)))
+    env = {s["num_envs"]: s for s in out["env"][CPU]}
+    assert env[2]["env_fps"] == 300.0 and env[2]["n"] == 1 and env[2]["n_skipped"] == 2
+    assert env[1]["env_fps"] == 60.0 and env[1]["n"] == 2 and env[1]["n_skipped"] == 0  # no quiet row: all count
+    (sac,) = out["train"][CPU]
+    assert sac["env_fps"] == 300.0 and sac["ratio"] == 0.5  # not the 1.36 recorded against the busy median
+    md = doc.read_text()
+    assert "| PushCube-v1 | state | 2 | 300 | 1 (+2 under load) |" in md
+    assert "| sac | PushCube-v1 | state | 2 | eager | 60.0 | 150 | 300 | 0.50 |" in md
+
+
 def test_report_cpu_only_says_gpu_not_measured(tmp_path, capsys):
     env_csv, train_csv = _fixture_csvs(tmp_path, with_gpu=False)
     doc = tmp_path / "benchmarks.md"
