@@ -76,7 +76,15 @@ class Args:
     hidden_dim: int = 512
     """width of the MLP layers (policy=gaussian keeps sac.py's 256 unless set)"""
     feature_dim: int = 256
-    """CNN feature size (rgb/rgbd)"""
+    """CNN feature size (rgb/rgbd, --encoder nature)"""
+    encoder: str = "nature"
+    """image encoder (rgb/rgbd): nature (sac_rgb's NatureCNN; a SAC run can start from it) | keypoints
+    (conv stack + spatial softmax: 32 learned image positions)"""
+    aux_coef: float = 0.0
+    """weight of an auxiliary loss (rgb/rgbd): regress the position of --aux-actor (read from the demos'
+    recorded env_states; never a policy input) from the image encoder's features; 0 = off"""
+    aux_actor: str = "cube"
+    """the actor whose position the auxiliary loss predicts (a name under env_states/actors in the h5)"""
     obs_noise: float = 0.0
     """std of Gaussian noise added to the normalized state while training (0 = off)"""
     loss: str = "mse"
@@ -141,10 +149,12 @@ def read_demo_info(path: str) -> dict:
         raise common.UserError(f"{meta} is not a ManiSkill trajectory json ({type(e).__name__}: {e})", code=1) from e
 
 
-def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None) -> dict:
+def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None,
+               aux_actor: Optional[str] = None) -> dict:
     """All demo steps as tensors (CPU): obs (F, D) float32 state and/or (F, C, H, W) uint8 rgb for the
     F = sum(T_i + 1) frames, actions (S, A) for the S = sum(T_i) steps, and per step the index of its
-    frame, the first frame of its episode and the last step of its episode."""
+    frame, the first frame of its episode and the last step of its episode. With aux_actor, also that
+    actor's position per frame (F, 3), read from the recorded env_states (a training target, not an input)."""
     import h5py
 
     info = read_demo_info(path)
@@ -153,7 +163,7 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
         raise common.UserError(f"{path} holds no episodes", code=1)
     if num_demos and len(episodes) < num_demos:
         raise common.UserError(f"--num-demos {num_demos} but {path} holds only {len(episodes)}", code=1)
-    states, rgbs, actions = [], [], []
+    states, rgbs, actions, aux = [], [], [], []
     try:
         with h5py.File(path, "r") as f:
             for ep in episodes:
@@ -177,6 +187,12 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
                             chans.append(np.clip(np.round(d), 0, 255).astype(np.uint8))
                     rgbs.append(np.concatenate(chans, axis=-1).transpose(0, 3, 1, 2))
                     states.append(_state_from_h5(obs, layout or []))
+                if aux_actor:
+                    actors = g["env_states/actors"] if "env_states/actors" in g else {}
+                    if aux_actor not in actors:
+                        raise common.UserError(f"--aux-actor '{aux_actor}' is not in {path}'s env_states "
+                                               f"(actors: {', '.join(actors) or 'none recorded'})", code=1)
+                    aux.append(np.asarray(actors[aux_actor][:, :3], dtype=np.float32))
                 if len(states[-1]) != len(actions[-1]) + 1:
                     raise common.UserError(f"{path}: episode {ep['episode_id']} has {len(states[-1])} observations "
                                            f"for {len(actions[-1])} actions (expected one more)", code=1)
@@ -200,6 +216,8 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
     if rgbs:
         out["rgb"] = torch.from_numpy(np.concatenate(rgbs))
         out["cameras"] = cams
+    if aux:
+        out["aux"] = torch.from_numpy(np.concatenate(aux))
     return out
 
 
@@ -228,14 +246,44 @@ def keep_index(layout: list[tuple[str, int]], drop: list[str]) -> torch.Tensor:
     return torch.tensor(keep, dtype=torch.long)
 
 
+class KeypointEncoder(nn.Module):
+    """Small conv stack at quarter resolution -> spatial softmax: per feature map the expected (x, y)
+    image position of its activation, as in robomimic / Levine et al. 2016. The expectation is finer than
+    the grid, so positions of small objects (PickCube's 4 cm cube is ~3 px at 64x64) survive, unlike in
+    NatureCNN's flatten. uint8 (B, C, H, W) in; keypoints (B, 2K) concatenated with the state out."""
+
+    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, num_keypoints: int = 32,
+                 channels: int = 32):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(channels, num_keypoints, 1))
+        with torch.no_grad():
+            h, w = self.convs(torch.zeros(1, in_channels, height, width)).shape[2:]
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        self.register_buffer("pos", torch.stack([xs.flatten(), ys.flatten()], 1))  # (h*w, 2)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.state_dim = state_dim
+        self.out_dim = 2 * num_keypoints + state_dim
+
+    def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        maps = self.convs(rgb.float() / 255.0).flatten(2)                          # (B, K, h*w)
+        attn = torch.softmax(maps / self.log_temperature.exp(), dim=-1)
+        kp = (attn @ self.pos).flatten(1)                                           # (B, 2K)
+        return torch.cat([kp, state], dim=-1) if self.state_dim else kp
+
+
 class BCPolicy(nn.Module):
     """obs history -> chunk of actions. State: MLP over the normalized (kept) state of the last
-    obs_horizon frames. Pixels: sac_rgb's NatureCNN encoder per frame (+ state), then the MLP.
+    obs_horizon frames. Pixels: sac_rgb's NatureCNN encoder (encoder="nature") or a spatial-softmax
+    keypoint encoder (encoder="keypoints") per frame (+ state), then the MLP.
     head="gaussian": sac.py's Actor (tanh-Gaussian, 3x256 by default), one action, env units."""
 
     def __init__(self, state_dim: int, action_dim: int, obs_horizon: int = 1, chunk_size: int = 8,
                  hidden_dim: int = 512, head: str = "chunk", image_shape: Optional[list] = None,
-                 feature_dim: int = 256):
+                 feature_dim: int = 256, encoder: str = "nature", aux_dim: int = 0):
         super().__init__()
         self.head, self.obs_horizon, self.chunk_size, self.action_dim = head, obs_horizon, chunk_size, action_dim
         self.encoder = None
@@ -244,12 +292,17 @@ class BCPolicy(nn.Module):
             from cleanrl_style.sac_rgb import PixelEncoder
 
             c, h, w = image_shape
-            self.encoder = PixelEncoder(c, h, w, state_dim, feature_dim)
+            if encoder == "keypoints":
+                self.encoder = KeypointEncoder(c, h, w, state_dim)
+            else:
+                self.encoder = PixelEncoder(c, h, w, state_dim, feature_dim)
             in_dim = self.encoder.out_dim
         if head == "gaussian":
             self.actor = Actor(in_dim * obs_horizon, action_dim, hidden_dim)
         else:
             self.net = mlp(in_dim * obs_horizon, hidden_dim, chunk_size * action_dim)
+        # auxiliary head (training only): the newest frame's encoder features -> an object's position
+        self.aux = nn.Linear(in_dim, aux_dim) if aux_dim else None
 
     def features(self, state: torch.Tensor, rgb: Optional[torch.Tensor] = None) -> torch.Tensor:
         """state (B, h, D) normalized, rgb (B, h, C, H, W) uint8 -> (B, h * F)."""
@@ -261,7 +314,9 @@ class BCPolicy(nn.Module):
 
     def forward(self, state: torch.Tensor, rgb: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, H, A): normalized actions for head=chunk, env actions for head=gaussian (H = 1)."""
-        x = self.features(state, rgb)
+        return self.act(self.features(state, rgb))
+
+    def act(self, x: torch.Tensor) -> torch.Tensor:
         if self.head == "gaussian":
             return self.actor.deterministic(x)[:, None]
         return self.net(x).reshape(-1, self.chunk_size, self.action_dim)
@@ -377,12 +432,16 @@ def load_policy(ckpt: dict, device: torch.device):
 def check_bc_args(args: Args, info: dict) -> None:
     if args.policy not in ("chunk", "gaussian"):
         raise common.UserError(f"--policy must be chunk or gaussian (got '{args.policy}')")
+    if args.encoder not in ("nature", "keypoints"):
+        raise common.UserError(f"--encoder must be nature or keypoints (got '{args.encoder}')")
     if args.policy == "gaussian" and args.chunk_size != 1:
         args.chunk_size = 1  # one action per query: what SAC's actor does
     if args.chunk_size < 1 or args.obs_horizon < 1:
         raise common.UserError("--chunk-size and --obs-horizon must be >= 1")
     if args.loss not in ("mse", "l1"):
         raise common.UserError(f"--loss must be mse or l1 (got '{args.loss}')")
+    if args.aux_coef < 0:
+        raise common.UserError(f"--aux-coef must be >= 0 (got {args.aux_coef})")
     if args.aug not in ("none", "shift"):
         raise common.UserError(f"--aug must be none or shift (got '{args.aug}')")
     demo_obs = info["obs_mode"] or "none"
@@ -431,7 +490,8 @@ def main(args: Args):
     layout = eval_envs.state_layout()
 
     t0 = time.time()
-    data = load_demos(args.demo_path, args.obs_mode, args.num_demos, layout if pixels else None)
+    aux_actor = args.aux_actor if args.aux_coef > 0 else None
+    data = load_demos(args.demo_path, args.obs_mode, args.num_demos, layout if pixels else None, aux_actor)
     if data["state"].shape[1] != sum(s for _, s in layout):
         raise common.UserError(f"demo state has {data['state'].shape[1]} dims, the env's has "
                                f"{sum(s for _, s in layout)}: the demos were converted for another task/obs mode", code=1)
@@ -441,7 +501,10 @@ def main(args: Args):
     load_s = time.time() - t0
     keep = keep_index(layout, args.drop_state_keys)
     norm = Normalizer.fit(keep, data["state"], data["actions"]).to(device)
-    for k in ("state", "actions", "step_frame", "ep_start", "ep_last", "rgb"):
+    if aux_actor:  # standardised target, like the actions
+        aux_mean, aux_std = data["aux"].mean(0), data["aux"].std(0).clamp_min(1e-3)
+        data["aux"] = (data["aux"] - aux_mean) / aux_std
+    for k in ("state", "actions", "step_frame", "ep_start", "ep_last", "rgb", "aux"):
         if k in data:
             data[k] = data[k].to(device)
     S = len(data["actions"])
@@ -457,7 +520,8 @@ def main(args: Args):
     hidden = args.hidden_dim if args.policy == "chunk" or args.hidden_dim != 512 else 256
     model_kwargs = dict(model=dict(state_dim=len(keep), action_dim=eval_envs.action_dim, obs_horizon=args.obs_horizon,
                                    chunk_size=args.chunk_size, hidden_dim=hidden, head=args.policy,
-                                   image_shape=image_shape, feature_dim=args.feature_dim),
+                                   image_shape=image_shape, feature_dim=args.feature_dim, encoder=args.encoder,
+                                   aux_dim=3 if aux_actor else 0),
                         n_keep=len(keep))
     model = BCPolicy(**model_kwargs["model"]).to(device)
     if args.policy == "gaussian":
@@ -486,31 +550,40 @@ def main(args: Args):
             if augment is not None:
                 rgb = augment(rgb.flatten(0, 1)).reshape(rgb.shape)
         target = data["actions"][steps]                                            # (B, H, A)
-        pred = model(state, rgb)
+        x = model.features(state, rgb)                                             # (B, h * F)
+        pred = model.act(x)
         if args.policy == "chunk":
             target = norm.action(target)
         err = (pred - target).abs() if args.loss == "l1" else (pred - target).pow(2)
         mask = valid[..., None].float()
-        return (err * mask).sum() / (mask.sum() * err.shape[-1])
+        loss = (err * mask).sum() / (mask.sum() * err.shape[-1])
+        aux_loss = torch.zeros((), device=loss.device)
+        if aux_actor:  # the newest frame's features -> the object's position in that frame
+            aux_loss = (model.aux(x.reshape(len(x), args.obs_horizon, -1)[:, -1]) - data["aux"][frames[:, -1]]).pow(2).mean()
+        return loss, aux_loss
 
     gen = torch.Generator(device=device).manual_seed(args.seed)
     start = time.time()
-    t_log, loss_sum = time.time(), torch.zeros((), device=device)
+    t_log, loss_sum, aux_sum = time.time(), torch.zeros((), device=device), torch.zeros((), device=device)
     for it in range(1, args.total_iters + 1):
         model.train()
         idx = torch.randint(0, S, (args.batch_size,), device=device, generator=gen)
-        loss = train_step(idx)
+        loss, aux_loss = train_step(idx)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + args.aux_coef * aux_loss).backward()
         optimizer.step()
         scheduler.step()
         loss_sum += loss.detach()
+        aux_sum += aux_loss.detach()
         if it % args.log_freq == 0:
             now = time.time()
-            run.log(it, {"losses/bc_loss": loss_sum / args.log_freq, "charts/learning_rate": scheduler.get_last_lr()[0],
-                         "time/iters_per_s": args.log_freq / (now - t_log), "time/wall_s": now - start})
+            logs = {"losses/bc_loss": loss_sum / args.log_freq, "charts/learning_rate": scheduler.get_last_lr()[0],
+                    "time/iters_per_s": args.log_freq / (now - t_log), "time/wall_s": now - start}
+            if aux_actor:
+                logs["losses/aux_loss"] = aux_sum / args.log_freq
+            run.log(it, logs)
             run.progress(it, loss=float(loss_sum) / args.log_freq)
-            t_log, loss_sum = now, torch.zeros((), device=device)
+            t_log, loss_sum, aux_sum = now, torch.zeros((), device=device), torch.zeros((), device=device)
         if args.eval_freq and it % args.eval_freq == 0 and it < args.total_iters:
             model.eval()
             evaluator.maybe_evaluate(it)

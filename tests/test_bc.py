@@ -114,6 +114,43 @@ def test_gaussian_head_is_sacs_actor():
     assert m(torch.zeros(3, 1, 10)).shape == (3, 1, 4)
 
 
+def test_keypoint_encoder_spatial_softmax_finds_the_peak():
+    """Each keypoint is the softmax-weighted mean position of its map: x runs along columns, y along
+    rows, both in [-1, 1]; non-square images work and the state is appended."""
+    enc = bc.KeypointEncoder(3, 40, 72, state_dim=5, num_keypoints=2)
+    h, w = 10, 18  # two stride-2 convs: 40x72 -> 10x18
+    assert enc.pos.shape == (h * w, 2)
+
+    class Spikes(torch.nn.Module):  # map 0 peaks at (row 0, col w-1), map 1 at (row h-1, col 0)
+        def forward(self, x):
+            m = torch.full((x.shape[0], 2, h, w), -50.0)
+            m[:, 0, 0, w - 1] = 50.0
+            m[:, 1, h - 1, 0] = 50.0
+            return m
+
+    enc.convs = Spikes()
+    out = enc(torch.zeros(4, 3, 40, 72, dtype=torch.uint8), torch.arange(20.0).reshape(4, 5))
+    assert out.shape == (4, 2 * 2 + 5)
+    torch.testing.assert_close(out[0, :4], torch.tensor([1.0, -1.0, -1.0, 1.0]))  # (x, y) of each keypoint
+    torch.testing.assert_close(out[:, 4:], torch.arange(20.0).reshape(4, 5))
+
+
+def test_keypoint_policy_checkpoint_round_trip(tmp_path):
+    """--encoder keypoints is rebuilt from the checkpoint's model_kwargs (what evaluate.py does)."""
+    kwargs = dict(model=dict(state_dim=6, action_dim=4, obs_horizon=1, chunk_size=4, hidden_dim=32, head="chunk",
+                             image_shape=[3, 48, 64], feature_dim=16, encoder="keypoints"), n_keep=6)
+    args = dict(temporal_ensemble=False, exec_horizon=1)
+    policy = bc.build_policy(kwargs, args, torch.device("cpu"))
+    assert isinstance(policy.model.encoder, bc.KeypointEncoder)
+    policy.norm.load_state_dict(bc.Normalizer.fit(torch.arange(6), torch.randn(50, 6), torch.randn(50, 4)).state_dict())
+    common.save_checkpoint(tmp_path / "k.pt", script="bc", args=args, env={}, model_kwargs=kwargs,
+                           state_dict=policy.state_dict(), step=0)
+    again = bc.load_policy(common.load_checkpoint(tmp_path / "k.pt"), torch.device("cpu"))
+    obs = dict(state=torch.randn(2, 6), rgb=torch.randint(0, 255, (2, 3, 48, 64), dtype=torch.uint8))
+    policy.eval()
+    torch.testing.assert_close(policy(obs), again(obs))
+
+
 # ----------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
@@ -153,6 +190,22 @@ def test_load_demos_shapes_and_episode_bookkeeping(demos):
     assert data["state"].dtype == torch.float32 and data["actions"].shape[1] == 4
     assert data["ep_last"][0].item() == data["lengths"][0] - 1
     assert data["step_frame"][data["lengths"][0]].item() == data["lengths"][0] + 1  # episode 2 starts one frame later
+
+
+def test_aux_target_is_the_cube_position_the_state_reports(demos, state_env):
+    """--aux-coef's target (the cube position from the recorded env_states) is, frame by frame, the
+    obj_pose the env puts in its state observation; an unknown actor is one clear error."""
+    out, _ = demos
+    conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+    data = bc.load_demos(str(conv), "state", None, aux_actor="cube")
+    assert data["aux"].shape == (len(data["state"]), 3) and data["aux"].dtype == torch.float32
+    state_env.reset(seed=0)
+    layout = state_env.state_layout()
+    names = [n for n, _ in layout]
+    start = sum(size for _, size in layout[:names.index("extra/obj_pose")])
+    torch.testing.assert_close(data["aux"], data["state"][:, start:start + 3])
+    with pytest.raises(common.UserError, match="--aux-actor 'box' is not in .* cube"):
+        bc.load_demos(str(conv), "state", None, aux_actor="box")
 
 
 @pytest.fixture(scope="module")
