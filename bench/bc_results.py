@@ -22,7 +22,7 @@ import _shared  # noqa: E402
 COLUMNS = ("device", "date", "commit", "variant", "seed", "num_demos", "control_mode", "obs_mode", "policy",
            "chunk_size", "temporal_ensemble", "obs_horizon", "drop_state_keys", "obs_noise", "total_iters",
            "eval_success_by_iter", "final_success_once", "final_episodes", "train_s", "run_wall_s", "load1_note",
-           "command")
+           "command", "encoder", "aug", "aux_coef")
 
 
 @dataclass
@@ -53,7 +53,9 @@ def row_of(run: Path, note: str) -> dict:
                 total_iters=a["total_iters"], eval_success_by_iter=" ".join(f"{s}:{v:.2f}" for s, v in evals),
                 final_success_once=final["success_once"], final_episodes=final["episodes"],
                 train_s=round(final.get("train_s", float("nan")), 1), run_wall_s=round(final.get("wall_time_s", float("nan")), 1),
-                load1_note=note, command=cfg["command"])
+                load1_note=note, command=cfg["command"],
+                encoder=a.get("encoder", "nature") if a["obs_mode"] != "state" else "",
+                aug=a.get("aug", "") if a["obs_mode"] != "state" else "", aux_coef=a.get("aux_coef", 0.0))
 
 
 def main(args: Args) -> int:

@@ -15,7 +15,7 @@ from cleanrl_style import common
 from conftest import REPO_ROOT, assert_one_error_line, run_script
 
 sys.path.insert(0, str(REPO_ROOT))
-from bench import _shared, env_fps, report, reproduce, train_sps  # noqa: E402
+from bench import _shared, bc_results, env_fps, report, reproduce, train_sps  # noqa: E402
 
 COMMITTED = [REPO_ROOT / p for p in ("results/env_fps.csv", "results/train_sps.csv", "results/env_fps.png",
                                      "results/train_sps.png", "docs/benchmarks.md", "docs/reproduction.md")]
@@ -483,3 +483,30 @@ def test_reproduce_render_says_no_runs_recorded_yet(tmp_path):
     md = doc.read_text()
     assert "No runs recorded yet" in md and "## Summary" not in md
     assert "ppo.py" in md and "cpu" in md and "gpu" in md  # the configs and their tiers are still listed
+
+
+def test_bc_results_appends_one_row_per_finished_run(tmp_path, capsys):
+    demo = tmp_path / "trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
+    demo.with_suffix(".json").write_text(json.dumps({"env_info": {"env_kwargs": {"control_mode": "pd_ee_delta_pos"}}}))
+    args = dict(exp_name="rgb_aux", seed=2, obs_mode="rgb", policy="chunk", chunk_size=16, temporal_ensemble=True,
+                obs_horizon=1, drop_state_keys=["agent/qvel"], obs_noise=0.0, total_iters=4000, demo_path=str(demo),
+                encoder="nature", aug="shift", aux_coef=1.0)
+    done, unfinished = tmp_path / "run1", tmp_path / "run2"
+    for run in (done, unfinished):
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump(dict(device="CPU: test", start_time="2026-01-01", git_commit="abc",
+                                                             command="bc.py --aux-coef 1", args=args)))
+        (run / "metrics.csv").write_text("step,wall_time,name,value\n2000,1,eval/success_once,0.25\n"
+                                          "4000,2,eval/success_once,0.5\n4000,2,losses/bc_loss,0.1\n")
+    (done / "final_eval.json").write_text(json.dumps(dict(success_once=0.6, episodes=100, num_demos=200,
+                                                          train_s=12.34, wall_time_s=56.78)))
+    out = tmp_path / "bc.csv"
+    assert bc_results.main(bc_results.Args(runs=[str(done), str(unfinished)], out=str(out), note="quiet")) == 0
+    (row,) = _shared.read_rows(out)
+    assert row["variant"] == "rgb_aux" and row["seed"] == "2" and row["num_demos"] == "200"
+    assert row["eval_success_by_iter"] == "2000:0.25 4000:0.50" and row["final_success_once"] == "0.6"
+    assert (row["control_mode"], row["encoder"], row["aux_coef"], row["drop_state_keys"]) == \
+        ("pd_ee_delta_pos", "nature", "1", "agent/qvel")
+    captured = capsys.readouterr()
+    assert "skip" in captured.err and "| rgb_aux | 2 | 200 |" in captured.out
+    assert bc_results.main(bc_results.Args(runs=[str(unfinished)], out=str(out))) == 1  # nothing finished
