@@ -85,6 +85,9 @@ class Args:
     recorded env_states; never a policy input) from the image encoder's features; 0 = off"""
     aux_actor: str = "cube"
     """the actor whose position the auxiliary loss predicts (a name under env_states/actors in the h5)"""
+    head_input: str = "features"
+    """what the policy head sees (rgb/rgbd): features (image features + state) | aux (the state and the
+    --aux-actor position predicted from the image, detached: a perception bottleneck; needs --aux-coef > 0)"""
     obs_noise: float = 0.0
     """std of Gaussian noise added to the normalized state while training (0 = off)"""
     loss: str = "mse"
@@ -283,7 +286,7 @@ class BCPolicy(nn.Module):
 
     def __init__(self, state_dim: int, action_dim: int, obs_horizon: int = 1, chunk_size: int = 8,
                  hidden_dim: int = 512, head: str = "chunk", image_shape: Optional[list] = None,
-                 feature_dim: int = 256, encoder: str = "nature", aux_dim: int = 0):
+                 feature_dim: int = 256, encoder: str = "nature", aux_dim: int = 0, head_input: str = "features"):
         super().__init__()
         self.head, self.obs_horizon, self.chunk_size, self.action_dim = head, obs_horizon, chunk_size, action_dim
         self.encoder = None
@@ -297,12 +300,16 @@ class BCPolicy(nn.Module):
             else:
                 self.encoder = PixelEncoder(c, h, w, state_dim, feature_dim)
             in_dim = self.encoder.out_dim
+        # auxiliary head (training target, and with head_input="aux" the only thing the policy head sees
+        # of the image): the newest frame's encoder features -> an object's position
+        self.aux = nn.Linear(in_dim, aux_dim) if aux_dim else None
+        self.head_input = head_input
+        if head_input == "aux":
+            in_dim = state_dim + aux_dim
         if head == "gaussian":
             self.actor = Actor(in_dim * obs_horizon, action_dim, hidden_dim)
         else:
             self.net = mlp(in_dim * obs_horizon, hidden_dim, chunk_size * action_dim)
-        # auxiliary head (training only): the newest frame's encoder features -> an object's position
-        self.aux = nn.Linear(in_dim, aux_dim) if aux_dim else None
 
     def features(self, state: torch.Tensor, rgb: Optional[torch.Tensor] = None) -> torch.Tensor:
         """state (B, h, D) normalized, rgb (B, h, C, H, W) uint8 -> (B, h * F)."""
@@ -314,7 +321,17 @@ class BCPolicy(nn.Module):
 
     def forward(self, state: torch.Tensor, rgb: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, H, A): normalized actions for head=chunk, env actions for head=gaussian (H = 1)."""
-        return self.act(self.features(state, rgb))
+        return self.act(self.head_in(self.features(state, rgb), state))
+
+    def head_in(self, x: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """What the policy head sees: the encoder features, or (head_input="aux") the state and the
+        predicted object position per frame, detached: the image reaches the actions only through that
+        position, so the head cannot latch on to whatever else identifies a demo frame."""
+        if self.head_input != "aux":
+            return x
+        B, h = state.shape[:2]
+        pos = self.aux(x.reshape(B, h, -1)).detach()
+        return torch.cat([state, pos], -1).reshape(B, -1)
 
     def act(self, x: torch.Tensor) -> torch.Tensor:
         if self.head == "gaussian":
@@ -442,6 +459,11 @@ def check_bc_args(args: Args, info: dict) -> None:
         raise common.UserError(f"--loss must be mse or l1 (got '{args.loss}')")
     if args.aux_coef < 0:
         raise common.UserError(f"--aux-coef must be >= 0 (got {args.aux_coef})")
+    if args.head_input not in ("features", "aux"):
+        raise common.UserError(f"--head-input must be features or aux (got '{args.head_input}')")
+    if args.head_input == "aux" and (args.aux_coef <= 0 or args.obs_mode == "state"):
+        raise common.UserError("--head-input aux needs pixels (--obs-mode rgb/rgbd) and --aux-coef > 0: the head "
+                               "sees the position the image encoder learns to predict")
     if args.aug not in ("none", "shift"):
         raise common.UserError(f"--aug must be none or shift (got '{args.aug}')")
     demo_obs = info["obs_mode"] or "none"
@@ -521,7 +543,7 @@ def main(args: Args):
     model_kwargs = dict(model=dict(state_dim=len(keep), action_dim=eval_envs.action_dim, obs_horizon=args.obs_horizon,
                                    chunk_size=args.chunk_size, hidden_dim=hidden, head=args.policy,
                                    image_shape=image_shape, feature_dim=args.feature_dim, encoder=args.encoder,
-                                   aux_dim=3 if aux_actor else 0),
+                                   aux_dim=3 if aux_actor else 0, head_input=args.head_input),
                         n_keep=len(keep))
     model = BCPolicy(**model_kwargs["model"]).to(device)
     if args.policy == "gaussian":
@@ -551,7 +573,7 @@ def main(args: Args):
                 rgb = augment(rgb.flatten(0, 1)).reshape(rgb.shape)
         target = data["actions"][steps]                                            # (B, H, A)
         x = model.features(state, rgb)                                             # (B, h * F)
-        pred = model.act(x)
+        pred = model.act(model.head_in(x, state))
         if args.policy == "chunk":
             target = norm.action(target)
         err = (pred - target).abs() if args.loss == "l1" else (pred - target).pow(2)

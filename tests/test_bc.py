@@ -135,6 +135,21 @@ def test_keypoint_encoder_spatial_softmax_finds_the_peak():
     torch.testing.assert_close(out[:, 4:], torch.arange(20.0).reshape(4, 5))
 
 
+def test_head_input_aux_is_a_detached_position_bottleneck():
+    """--head-input aux: the policy head sees [state, predicted position] per frame; the BC loss does
+    not train the encoder or the position head (only the auxiliary loss does)."""
+    m = bc.BCPolicy(state_dim=5, action_dim=4, obs_horizon=2, chunk_size=3, hidden_dim=32, image_shape=[3, 40, 40],
+                    feature_dim=16, aux_dim=3, head_input="aux")
+    state, rgb = torch.randn(6, 2, 5), torch.randint(0, 255, (6, 2, 3, 40, 40), dtype=torch.uint8)
+    x = m.features(state, rgb)
+    head_in = m.head_in(x, state)
+    assert head_in.shape == (6, 2 * (5 + 3))
+    torch.testing.assert_close(head_in.reshape(6, 2, 8)[..., :5], state)
+    m(state, rgb).pow(2).mean().backward()
+    assert all(p.grad is None for p in m.encoder.parameters()) and all(p.grad is None for p in m.aux.parameters())
+    assert all(p.grad is not None for p in m.net.parameters())
+
+
 def test_keypoint_policy_checkpoint_round_trip(tmp_path):
     """--encoder keypoints is rebuilt from the checkpoint's model_kwargs (what evaluate.py does)."""
     kwargs = dict(model=dict(state_dim=6, action_dim=4, obs_horizon=1, chunk_size=4, hidden_dim=32, head="chunk",
