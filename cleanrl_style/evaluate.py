@@ -6,7 +6,8 @@ Rebuilds the env from the checkpoint's own config (task, obs mode, image size, c
 controller, episode length), rebuilds the policy through the module of the script that wrote the
 checkpoint (its `load_policy`), and runs the shared fair evaluation: no partial resets,
 reconfiguration every reset, deterministic actions, episode i seeded with seed + i.
-Writes final_eval.json (and final_eval.mp4 with --video) next to the checkpoint unless --out-dir.
+Writes eval_<checkpoint>_seed<S>.json (and .mp4 with --video) next to the checkpoint unless --out-dir;
+never the training run's own final_eval.json, which stays as the run wrote it.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class Args:
     max_episode_steps: Optional[int] = None
     """override the episode length stored in the checkpoint"""
     out_dir: Optional[str] = None
-    """where final_eval.json / final_eval.mp4 go (default: the checkpoint's directory)"""
+    """where eval_<checkpoint>_seed<S>.json / .mp4 go (default: the checkpoint's directory)"""
 
 
 def main(args: Args) -> dict:
@@ -68,15 +69,15 @@ def main(args: Args) -> dict:
     except (RuntimeError, KeyError, TypeError) as e:
         raise common.UserError(f"checkpoint {args.checkpoint} does not match its script's networks: {str(e).splitlines()[0]}", code=1) from e
     t0 = time.time()
-    metrics = common.evaluate(policy, env, args.num_episodes, seed=args.seed,
-                              video_name="final_eval" if args.video else None)
+    name = f"eval_{Path(args.checkpoint).stem}_seed{args.seed}"
+    metrics = common.evaluate(policy, env, args.num_episodes, seed=args.seed, video_name=name if args.video else None)
     env.close()
     metrics.update(checkpoint=str(args.checkpoint), script=ckpt["script"], env_id=spec["env_id"],
                    checkpoint_step=ckpt.get("step"), max_episode_steps=env.max_episode_steps,
                    device=common.device_name(), wall_time_s=time.time() - t0)
-    common.write_json(out_dir / "final_eval.json", metrics)
+    common.write_json(out_dir / f"{name}.json", metrics)
     common.print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
-    print(f"wrote {out_dir / 'final_eval.json'}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
+    print(f"wrote {out_dir / (name + '.json')}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
     return metrics
 
 

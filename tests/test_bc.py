@@ -263,8 +263,15 @@ def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):
     p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "best.pt"), "--num-episodes", "2",
                    "--seed", "5", "--out-dir", str(tmp_path), timeout=300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
-    m = json.loads((tmp_path / "final_eval.json").read_text())
+    m = json.loads((tmp_path / "eval_best_seed5.json").read_text())
     assert m["script"] == "bc" and m["episodes"] == 2 and m["max_episode_steps"] == 10
+    # next to the checkpoint (no --out-dir): the run's own final_eval.json is left as training wrote it
+    before = (run_dir / "final_eval.json").read_bytes()
+    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "best.pt"), "--num-episodes", "1",
+                   "--seed", "7", timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert (run_dir / "final_eval.json").read_bytes() == before
+    assert json.loads((run_dir / "eval_best_seed7.json").read_text())["seeds"] == [7]
 
 
 def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path):

@@ -236,7 +236,7 @@ def test_evaluate_cli_on_ppo_checkpoint_with_video(ppo_run, tmp_path):
     p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(ppo_run / "last.pt"), "--num-episodes", "2",
                    "--seed", "3", "--out-dir", str(out), "--sim-backend", "cpu", "--video", timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
-    res = json.loads((out / "final_eval.json").read_text())
+    res = json.loads((out / "eval_last_seed3.json").read_text())
     assert res["episodes"] == 2
     assert res["seeds"] == [3, 4]
     assert res["script"] == "ppo" and res["env_id"] == "PushCube-v1" and res["checkpoint_step"] == 200
@@ -244,7 +244,7 @@ def test_evaluate_cli_on_ppo_checkpoint_with_video(ppo_run, tmp_path):
     assert res["per_episode"]["episode_len"] == [50.0, 50.0]
     for k in common.EVAL_KEYS:
         assert len(res["per_episode"][k]) == 2
-    video = out / "final_eval.mp4"
+    video = out / "eval_last_seed3.mp4"
     assert res["video"] == str(video)
     assert video.is_file() and video.stat().st_size > 0
     assert not [f for f in os.listdir(out) if ".tmp" in f]

@@ -93,7 +93,7 @@ def test_ppo_rgb_smoke_run_and_reload(tmp_path):
     p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "2",
                    "--seed", "11", "--sim-backend", "cpu", "--out-dir", str(out))
     assert p.returncode == 0, p.stderr
-    res = json.loads((out / "final_eval.json").read_text())
+    res = json.loads((out / "eval_last_seed11.json").read_text())
     assert res["episodes"] == 2 and res["seeds"] == [11, 12] and res["script"] == "ppo_rgb"
 
 

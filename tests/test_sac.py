@@ -363,7 +363,7 @@ def _evaluate_reloads(run_dir, tmp_path, script):
     p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "1",
                    "--seed", "5", "--sim-backend", "cpu", "--out-dir", str(out))
     assert p.returncode == 0, p.stderr
-    res = json.loads((out / "final_eval.json").read_text())
+    res = json.loads((out / "eval_last_seed5.json").read_text())
     assert res["episodes"] == 1 and res["seeds"] == [5] and res["script"] == script
 
 
