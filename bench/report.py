@@ -72,11 +72,10 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
     for key, rs in groups.items():
         device, env_id, obs, res, n, ctrl, backend = key
-        ok = [r for r in rs if not r.get("error") and f(r.get("env_fps")) > 0]
-        used_rows = _shared.quiet_rows(ok)
+        valid = [r for r in rs if not r.get("error") and f(r.get("env_fps")) > 0]
+        ok = _shared.quiet_rows(valid)
         s = dict(device=device, env_id=env_id, obs=obs, res=res, num_envs=n, control_mode=ctrl, sim_backend=backend,
-                 n=len(used_rows), n_skipped=len(ok) - len(used_rows), label=res_label(obs, res))
-        ok = used_rows
+                 n=len(ok), n_skipped=len(valid) - len(ok), label=res_label(obs, res))
         if ok:
             loads = [f(r.get("load1")) for r in ok if f(r.get("load1")) == f(r.get("load1"))]
             mems = [f(r.get("peak_mem_gb")) for r in ok if f(r.get("peak_mem_gb")) == f(r.get("peak_mem_gb"))]
@@ -106,12 +105,11 @@ def aggregate_train_sps(rows: list[dict]) -> dict[str, list[dict]]:
     order = {m: i for i, m in enumerate(train_sps.MODES)}
     for key, rs in groups.items():
         device, script, env_id, obs, res, n, mode, omp = key
-        ok = [r for r in rs if not r.get("error") and f(r.get("train_sps")) > 0]
-        used_rows = _shared.quiet_rows(ok)
-        s = dict(device=device, script=script, env_id=env_id, obs=obs, res=res, num_envs=n, n=len(used_rows),
-                 n_skipped=len(ok) - len(used_rows),
+        valid = [r for r in rs if not r.get("error") and f(r.get("train_sps")) > 0]
+        ok = _shared.quiet_rows(valid)
+        s = dict(device=device, script=script, env_id=env_id, obs=obs, res=res, num_envs=n, n=len(ok),
+                 n_skipped=len(valid) - len(ok),
                  mode=mode + (f", OMP_NUM_THREADS={omp}" if omp else ""), label=res_label(obs, res))
-        ok = used_rows
 
         def med(col):
             vals = [f(r.get(col)) for r in ok if f(r.get(col)) == f(r.get(col))]
@@ -130,19 +128,16 @@ def aggregate_train_sps(rows: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-def rebase_ratios(env: dict[str, list[dict]], train: dict[str, list[dict]]) -> None:
-    """Give each training summary the raw env FPS of the env_fps summary of the same setting (device,
-    task, obs, resolution, num_envs) and ratio = collect FPS / that, so both sides of the ratio come
-    from the same row selection (quiet rows first) instead of whatever the CSV held when the training
-    row was measured. Settings without a raw measurement keep the values recorded with the row."""
+def rebase_ratios(env_rows: list[dict], train: dict[str, list[dict]]) -> None:
+    """Give each training summary the raw env FPS of its setting as it is now in the env_fps CSV
+    (train_sps.lookup_env_fps: median of the quiet rows when there are any) and ratio = collect FPS /
+    that, instead of whatever the CSV held when the training row was measured. Settings without a raw
+    measurement keep the values recorded with the row."""
     for device, summaries in train.items():
         for s in summaries:
-            hits = [e for e in env.get(device, []) if not e.get("error") and e["env_id"] == s["env_id"]
-                    and e["obs"] == s["obs"] and e["res"] == s["res"] and e["num_envs"] == s["num_envs"]]
-            if hits and s.get("collect_fps", math.nan) == s.get("collect_fps", math.nan):
-                best = max(hits, key=lambda e: e["n"])
-                s["env_fps"] = best["env_fps"]
-                s["ratio"] = s["collect_fps"] / best["env_fps"]
+            fps, n = train_sps.lookup_env_fps(env_rows, device, s["env_id"], s["obs"], s["res"], s["num_envs"], None)
+            if n and s.get("collect_fps", math.nan) == s.get("collect_fps", math.nan):
+                s["env_fps"], s["ratio"] = fps, s["collect_fps"] / fps
 
 
 def fmt_runs(s: dict) -> str:
@@ -488,7 +483,7 @@ def main(args: Args) -> dict:
             missing = [c for c in need if c not in rows[0]]
             raise common.UserError(f"{name} CSV lacks column(s) {', '.join(missing)}; is it a bench/{name}.py output?")
     env, train = aggregate_env_fps(env_rows), aggregate_train_sps(train_rows)
-    rebase_ratios(env, train)
+    rebase_ratios(env_rows, train)
     plots_dir = _abs(args.plots_dir)
     plots = {"env_fps": plot_env_fps(env, plots_dir / "env_fps.png"),
              "train_sps": plot_train_sps(train, plots_dir / "train_sps.png")}

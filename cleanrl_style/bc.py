@@ -329,9 +329,11 @@ class BCPolicy(nn.Module):
         position, so the head cannot latch on to whatever else identifies a demo frame."""
         if self.head_input != "aux":
             return x
-        B, h = state.shape[:2]
-        pos = self.aux(x.reshape(B, h, -1)).detach()
-        return torch.cat([state, pos], -1).reshape(B, -1)
+        return torch.cat([state, self.aux_positions(x).detach()], -1).flatten(1)
+
+    def aux_positions(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, h * F) features -> (B, h, aux_dim): the auxiliary head applied to each frame's features."""
+        return self.aux(x.reshape(len(x), self.obs_horizon, -1))
 
     def act(self, x: torch.Tensor) -> torch.Tensor:
         if self.head == "gaussian":
@@ -581,7 +583,7 @@ def main(args: Args):
         loss = (err * mask).sum() / (mask.sum() * err.shape[-1])
         aux_loss = torch.zeros((), device=loss.device)
         if aux_actor:  # the newest frame's features -> the object's position in that frame
-            aux_loss = (model.aux(x.reshape(len(x), args.obs_horizon, -1)[:, -1]) - data["aux"][frames[:, -1]]).pow(2).mean()
+            aux_loss = (model.aux_positions(x)[:, -1] - data["aux"][frames[:, -1]]).pow(2).mean()
         return loss, aux_loss
 
     gen = torch.Generator(device=device).manual_seed(args.seed)

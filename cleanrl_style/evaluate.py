@@ -75,9 +75,10 @@ def main(args: Args) -> dict:
     metrics.update(checkpoint=str(args.checkpoint), script=ckpt["script"], env_id=spec["env_id"],
                    checkpoint_step=ckpt.get("step"), max_episode_steps=env.max_episode_steps,
                    device=common.device_name(), wall_time_s=time.time() - t0)
-    common.write_json(out_dir / f"{name}.json", metrics)
+    path = out_dir / f"{name}.json"
+    common.write_json(path, metrics)
     common.print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
-    print(f"wrote {out_dir / (name + '.json')}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
+    print(f"wrote {path}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
     return metrics
 
 
