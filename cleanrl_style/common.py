@@ -499,6 +499,23 @@ def env_spec(env: VecEnv) -> dict:
     return dict(cfg, obs_shapes={k: list(v) for k, v in env.obs_shapes.items()}, action_dim=env.action_dim)
 
 
+def bootstrap_flags(terminated: torch.Tensor, truncated: torch.Tensor, mode: str):
+    """(terminated, truncated) as the learner's value targets should see them.
+
+    ManiSkill tasks end an episode (terminated) at success, and their dense rewards pay their
+    maximum there. With mode "truncation" (time-limit semantics: bootstrap only when the time limit
+    cut the episode) a success ends the return, so hovering next to success until the time limit
+    returns more than succeeding, and the policy learns to stop short (measured on PushCube: training
+    return up, episode length up, success down). Mode "always" (the default of the RL scripts, as in
+    ManiSkill's own ppo.py / sac.py) treats every episode end as a truncation: the target bootstraps
+    from the value of the real final observation. Episode statistics keep the env's own flags."""
+    if mode == "always":
+        return torch.zeros_like(terminated), terminated | truncated
+    if mode == "truncation":
+        return terminated, truncated
+    raise UserError(f"--bootstrap-at-done must be 'always' or 'truncation', got {mode!r}")
+
+
 # ----------------------------------------------------------------------------- images / video
 def tile_images(imgs: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) -> one (rows*H, cols*W, 3) grid, as square as possible."""

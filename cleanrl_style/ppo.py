@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ class Args:
     """ManiSkill controller"""
     partial_reset: bool = True
     """reset each env as soon as its episode ends (terminates on success); False = fixed-length episodes"""
+    bootstrap_at_done: Literal["always", "truncation"] = "always"
+    """which episode ends the value targets bootstrap from V(final obs): always (success terminations
+    too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
     max_episode_steps: Optional[int] = None
@@ -311,6 +314,7 @@ def main(args: Args):
             obs_buf[step], actions_buf[step], logprobs_buf[step], values_buf[step] = obs, action, logprob, value
             obs, reward, terminated, truncated, info = envs.step(action)
             rewards_buf[step] = reward.to(device) * args.reward_scale
+            terminated, truncated = common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done)
             terminated_buf[step], dones_buf[step] = terminated, terminated | truncated
             if "_final_info" in info:
                 done = info["_final_info"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ class Args:
     """ManiSkill controller"""
     partial_reset: bool = True
     """reset each env as soon as its episode ends; False = fixed-length episodes"""
+    bootstrap_at_done: Literal["always", "truncation"] = "always"
+    """which episode ends the value targets bootstrap from V(final obs): always (success terminations
+    too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
     max_episode_steps: Optional[int] = None
@@ -315,7 +318,8 @@ def main(args: Args):
             episode_stats.add(info)
             obs = stacker.step(raw_obs, done)
             rewards_buf[step] = reward * args.reward_scale
-            terminated_buf[step], dones_buf[step] = terminated, done
+            terminated_buf[step] = common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done)[0]
+            dones_buf[step] = done
         rollout_s = time.time() - t0
 
         with torch.no_grad():

@@ -9,8 +9,9 @@ on the env's device that stores each observation once), the memory check, update
 main loop. sac_rgb.py imports the buffer, the targets, the actor head and the memory check
 from here.
 
-Bootstrapping: the target bootstraps on truncation (time limit) from the real final observation
-(`info["final_observation"]`), never on termination. `--n-step k` sums k discounted rewards and
+Bootstrapping: the target bootstraps from the real final observation (`info["final_observation"]`)
+on truncation (time limit), never from a terminal state; with `--bootstrap-at-done always` (default)
+ManiSkill's success terminations count as truncations (common.bootstrap_flags explains why). `--n-step k` sums k discounted rewards and
 stops early at the end of an episode.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -46,8 +47,12 @@ class Args:
     """seed of torch/numpy and of the training envs; evaluation uses seeds derived from it"""
     control_mode: str = "pd_joint_delta_pos"
     """ManiSkill controller"""
-    partial_reset: bool = True
-    """reset each env as soon as its episode ends (terminates on success); False = fixed-length episodes"""
+    partial_reset: bool = False
+    """end and reset each env at success (True), or let every episode run to the time limit (False,
+    ManiSkill's SAC default: no terminations, and the buffer keeps only a few final observations)"""
+    bootstrap_at_done: Literal["always", "truncation"] = "always"
+    """which episode ends the value targets bootstrap from V(final obs): always (success terminations
+    too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
     max_episode_steps: Optional[int] = None
@@ -253,6 +258,8 @@ class ReplayBuffer:
     (`next_row`). A truncation happens at most once per `max_episode_steps` steps per env, so
     K = T // max_episode_steps + 3 rows can never be overwritten while a step that points to
     them is still in the ring. After a termination nothing is bootstrapped, so nothing is stored.
+    Where success terminations also bootstrap (`final_obs_gap`), pass max_episode_steps=None:
+    any step may end an episode, so the side ring gets T rows.
 
     Layout: frames[key] has (T + K) * N rows (row r of env e at r * N + e; rows T.. are the side
     ring), steps[...] has T * N rows. Observation dtypes are kept (uint8 images stay uint8).
@@ -364,6 +371,13 @@ class ReplayBuffer:
         return TensorDict(obs=self.frames[first], next_obs=self.frames[boot_row * N + env_ids],
                           action=self.steps["action"][first], reward=g, discount=discount,
                           batch_size=[step_rows.shape[0]], device=self.device)
+
+
+def final_obs_gap(partial_reset: bool, bootstrap_at_done: str, max_episode_steps: Optional[int]) -> Optional[int]:
+    """Fewest env steps between two episode ends whose final observation the buffer must keep:
+    the time limit when only truncations bootstrap; None (any step) when partial resets end
+    episodes at success and --bootstrap-at-done always bootstraps from those too."""
+    return None if partial_reset and bootstrap_at_done == "always" else max_episode_steps
 
 
 # ----------------------------------------------------------------------------- memory check
@@ -565,7 +579,8 @@ def main(args: Args):
     buffer_device = resolve_buffer_device(args.buffer_device, device)
     obs_dim, action_dim = envs.obs_shapes["state"][0], envs.action_dim
     obs_specs = {"state": ((obs_dim,), torch.float32)}
-    buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, envs.max_episode_steps, args.n_step)
+    gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
+    buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
     train_bytes = 4 * args.batch_size * (4 * obs_dim + 16 * args.hidden_dim) + 64 * 2**20
     check_memory([("replay buffer", buffer_bytes, buffer_device),
                   ("eval envs", eval_env_bytes(env_bytes, num_eval_envs, num_envs, env_device), env_device),
@@ -575,8 +590,7 @@ def main(args: Args):
                            total_steps=num_iterations * num_envs, exp_name=args.exp_name)
     eval_envs = common.make_env(env_id, num_eval_envs, "state", partial_reset=False, reconfiguration_freq=1,
                                 video_dir=run.video_dir if args.capture_video else None, **env_kw)
-    rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, envs.max_episode_steps,
-                      args.gamma, args.n_step)
+    rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
     model_kwargs = dict(in_dim=obs_dim, action_dim=action_dim, hidden_dim=args.hidden_dim)
     actor = Actor(**model_kwargs).to(device).set_action_bounds(envs.action_low, envs.action_high)
@@ -610,7 +624,8 @@ def main(args: Args):
             action = envs.sample_actions() if global_step <= args.learning_starts else explore(obs)
         rb.add_obs(obs)
         next_obs, reward, terminated, truncated, info = envs.step(action)
-        rb.add_step(action, reward, terminated, truncated, info.get("final_observation"))
+        rb.add_step(action, reward, *common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done),
+                    info.get("final_observation"))
         stats.add(info)
         obs = next_obs
         rollout_s += time.time() - t0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
@@ -29,8 +29,8 @@ from cleanrl_style import common
 from cleanrl_style.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
 from cleanrl_style.ppo_rgb import NatureCNN
 from cleanrl_style.sac import (Actor, QEnsemble, QNetwork, ReplayBuffer, check_memory, check_sac_args,
-                               eval_env_bytes, maybe_fast, measure_free, resolve_buffer_device, set_torch_threads,
-                               soft_td_target)
+                               eval_env_bytes, final_obs_gap, maybe_fast, measure_free, resolve_buffer_device,
+                               set_torch_threads, soft_td_target)
 
 
 @dataclass
@@ -61,8 +61,12 @@ class Args:
     """fuse proprioceptive state (joint positions/velocities, TCP pose, goal) with the image features"""
     control_mode: str = "pd_joint_delta_pos"
     """ManiSkill controller (pd_ee_delta_pose is a common alternative for pixels)"""
-    partial_reset: bool = True
-    """reset each env as soon as its episode ends (terminates on success); False = fixed-length episodes"""
+    partial_reset: bool = False
+    """end and reset each env at success (True), or let every episode run to the time limit (False,
+    ManiSkill's SAC default: no terminations, and the buffer keeps only a few final observations)"""
+    bootstrap_at_done: Literal["always", "truncation"] = "always"
+    """which episode ends the value targets bootstrap from V(final obs): always (success terminations
+    too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
     max_episode_steps: Optional[int] = None
@@ -274,7 +278,8 @@ def main(args: Args):
     state_dim = state_dim_env if args.include_state else 0
     action_dim = envs.action_dim
     obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
-    buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, envs.max_episode_steps, args.n_step)
+    gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
+    buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
     check_memory([("replay buffer", buffer_bytes, buffer_device),
                   ("eval envs", eval_env_bytes(env_bytes, num_eval_envs, num_envs, env_device), env_device),
                   ("training", training_bytes(args.batch_size, C, height, width), device)],
@@ -284,8 +289,7 @@ def main(args: Args):
                            total_steps=num_iterations * num_envs, exp_name=args.exp_name)
     eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, partial_reset=False, reconfiguration_freq=1,
                                 video_dir=run.video_dir if args.capture_video else None, **env_kw)
-    rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, envs.max_episode_steps,
-                      args.gamma, args.n_step)
+    rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
     model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim, action_dim=action_dim,
                         feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
@@ -337,7 +341,7 @@ def main(args: Args):
             final = randomize(final)  # the finished episode's randomization, before it is resampled
         dr.resample(terminated | truncated)
         next_obs = randomize(next_obs)
-        rb.add_step(action, reward, terminated, truncated, final)
+        rb.add_step(action, reward, *common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done), final)
         stats.add(info)
         obs = next_obs
         rollout_s += time.time() - t0

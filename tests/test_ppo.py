@@ -51,6 +51,27 @@ def test_compute_gae_hand_computed():
     assert torch.equal(values, torch.tensor([[0.5, 1.0], [1.0, 0.5], [0.0, 2.0]]))
 
 
+def test_bootstrap_flags_modes_and_gae_with_always():
+    """Mode always: a termination becomes a truncation (GAE bootstraps from V(final obs)); mode
+    truncation passes the env's flags through; anything else is a user error."""
+    term = torch.tensor([[False, True], [False, False]])
+    trunc = torch.tensor([[False, False], [True, False]])
+    t, u = common.bootstrap_flags(term, trunc, "truncation")
+    assert torch.equal(t, term) and torch.equal(u, trunc)
+    t, u = common.bootstrap_flags(term, trunc, "always")
+    assert not t.any() and torch.equal(u, term | trunc) and t.dtype == torch.bool
+    with pytest.raises(common.UserError, match="bootstrap-at-done"):
+        common.bootstrap_flags(term, trunc, "never")
+    # env 1 ends at t=0 with V(final obs) = 4.0: gamma 0.5 -> delta = 2 + 0.5*4 - 1 = 3 (was 1 when terminal)
+    rewards = torch.tensor([[1.0, 2.0], [1.0, 0.0]])
+    values = torch.tensor([[0.5, 1.0], [1.0, 0.5]])
+    next_values = torch.tensor([[1.0, 4.0], [2.0, 2.0]])
+    adv, _ = ppo.compute_gae(rewards, values, next_values, t, t | u, gamma=0.5, gae_lambda=0.5)
+    assert adv[0, 1].item() == pytest.approx(3.0)
+    adv, _ = ppo.compute_gae(rewards, values, next_values, term, term | trunc, gamma=0.5, gae_lambda=0.5)
+    assert adv[0, 1].item() == pytest.approx(1.0)
+
+
 def test_compute_gae_lambda_one_is_discounted_return():
     """No episode ends, lambda=1: A_t + V_t = sum_k gamma^k r_{t+k} + gamma^(T-t) V_boot."""
     T, gamma, boot = 4, 0.9, 3.0

@@ -98,6 +98,44 @@ def test_truncation_bootstraps_from_the_final_obs_termination_does_not():
     assert rb.final_ptr.tolist() == [1, 0]
 
 
+def test_bootstrap_always_makes_a_success_termination_bootstrap_from_its_final_obs():
+    """--bootstrap-at-done always (default): env 1 terminates (success) at step 2; the flags handed
+    to the buffer turn that into a truncation, so its target bootstraps from the real final
+    observation (marker -2) with discount gamma instead of 0. Mode truncation keeps discount 0."""
+    term, trunc = torch.tensor([False, True]), torch.tensor([True, False])
+    for mode, want_next, want_discount in (("always", [-1.0, -2.0], [GAMMA, GAMMA]),
+                                           ("truncation", [-1.0, 301.0], [GAMMA, 0.0])):
+        rb = _state_buffer()
+        for s in range(5):
+            if s == 2:
+                t, u = common.bootstrap_flags(term, trunc, mode)
+                _add(rb, s, terminated=t.tolist(), truncated=u.tolist(), final=[-1.0, -2.0])
+            else:
+                _add(rb, s)
+        b = rb.gather(torch.tensor([2, 2]), torch.tensor([0, 1]))
+        assert b["next_obs", "state"][:, 0].tolist() == want_next, mode
+        assert b["discount"].tolist() == want_discount, mode
+
+
+def test_final_obs_gap_sizes_the_side_ring_for_early_bootstrapped_ends():
+    """Success terminations that bootstrap (partial resets + always) can end an episode every step:
+    the side ring then has T rows, and final observations written every step all survive."""
+    assert sac.final_obs_gap(False, "always", 50) == 50      # no terminations: time limit only
+    assert sac.final_obs_gap(True, "truncation", 50) == 50   # terminations do not bootstrap
+    assert sac.final_obs_gap(True, "always", 50) is None
+    assert sac.ReplayBuffer.rows(2, 20, None) == (10, 10) and sac.ReplayBuffer.rows(2, 20, 50) == (10, 3)
+    rb = _state_buffer(capacity=20, max_episode_steps=sac.final_obs_gap(True, "always", 50))
+    ends = common.bootstrap_flags(torch.tensor([True, True]), torch.tensor([False, False]), "always")
+    for s in range(25):  # every step ends both episodes (success), wrapping both rings
+        _add(rb, s, terminated=ends[0].tolist(), truncated=ends[1].tolist(), final=[-s - 0.5, -s - 0.25])
+    b = rb.gather(torch.arange(10).repeat(2), torch.arange(2).repeat_interleave(10))
+    steps = b["obs", "state"][:, 0] // 100  # the step each sampled transition was stored at
+    assert steps.min() == 15 and steps.max() == 24
+    want = torch.where(torch.arange(20) < 10, -steps - 0.5, -steps - 0.25)
+    assert torch.equal(b["next_obs", "state"][:, 0], want)
+    assert b["discount"].tolist() == [GAMMA] * 20
+
+
 def test_nstep_through_the_buffer_stops_at_truncation():
     rb = _state_buffer(num_envs=1, n_step=3)
     rewards = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
