@@ -80,9 +80,10 @@ class Args:
     encoder: str = "nature"
     """image encoder (rgb/rgbd): nature (sac_rgb's NatureCNN; a SAC run can start from it) | keypoints
     (conv stack + spatial softmax: 32 learned image positions)"""
-    aux_coef: float = 0.0
+    aux_coef: Optional[float] = None
     """weight of an auxiliary loss (rgb/rgbd): regress the position of --aux-actor (read from the demos'
-    recorded env_states; never a policy input) from the image encoder's features; 0 = off"""
+    recorded env_states; never a policy input) from the image encoder's features; 0 = off (default:
+    10 from pixels when the demos record --aux-actor, the best measured setting; 0 from state)"""
     aux_actor: str = "cube"
     """the actor whose position the auxiliary loss predicts (a name under env_states/actors in the h5)"""
     head_input: str = "features"
@@ -92,8 +93,8 @@ class Args:
     """std of Gaussian noise added to the normalized state while training (0 = off)"""
     loss: str = "mse"
     """mse | l1"""
-    batch_size: int = 256
-    """demo steps per gradient step"""
+    batch_size: Optional[int] = None
+    """demo steps per gradient step (default: 256 from state, 64 from pixels)"""
     learning_rate: float = 1e-3
     """AdamW learning rate (cosine-decayed to 0 over total_iters)"""
     weight_decay: float = 1e-4
@@ -448,6 +449,34 @@ def load_policy(ckpt: dict, device: torch.device):
     return policy
 
 
+def demos_record_actor(path: str, info: dict, actor: str) -> bool:
+    """Whether the first demo of `path` has `actor` under env_states/actors (what --aux-coef needs)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            g = f[f"traj_{info['episodes'][0]['episode_id']}"]
+            return "env_states/actors" in g and actor in g["env_states/actors"]
+    except (OSError, KeyError, IndexError):
+        return False  # load_demos reports what is wrong with the file
+
+
+def resolve_defaults(args: Args, info: dict) -> None:
+    """Fill the mode-dependent defaults with the best measured settings (docs/bc.md): from pixels the
+    auxiliary position loss at weight 10 (if the demos record --aux-actor; else off, with a note) and
+    batch 64; from state no auxiliary loss and batch 256. Flags given explicitly are kept."""
+    pixels = args.obs_mode != "state"
+    if args.batch_size is None:
+        args.batch_size = 64 if pixels else 256
+    if args.aux_coef is None:
+        args.aux_coef = 0.0
+        if pixels and demos_record_actor(args.demo_path, info, args.aux_actor):
+            args.aux_coef = 10.0
+        elif pixels:
+            print(f"bc: note: {args.demo_path} records no '{args.aux_actor}' actor state: training without the "
+                  f"auxiliary position loss (--aux-actor names another actor)")
+
+
 def check_bc_args(args: Args, info: dict) -> None:
     if args.policy not in ("chunk", "gaussian"):
         raise common.UserError(f"--policy must be chunk or gaussian (got '{args.policy}')")
@@ -487,6 +516,7 @@ def main(args: Args):
     env_id = common.resolve_env_id(args.env_id)
     if info["env_id"] != env_id:
         raise common.UserError(f"{args.demo_path} holds {info['env_id']} demos, not {env_id}", code=1)
+    resolve_defaults(args, info)
     check_bc_args(args, info)
     backend = common.resolve_sim_backend(args.sim_backend)
     common.configure_torch_threads(backend)  # 1 thread on CPU: the eval envs' workers need the cores

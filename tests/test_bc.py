@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from cleanrl_style import bc, common
 from conftest import assert_one_error_line, run_script
@@ -274,7 +275,7 @@ def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):
     assert json.loads((run_dir / "eval_best_seed7.json").read_text())["seeds"] == [7]
 
 
-def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path):
+def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
     out, _ = demos
     p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--out-dir", str(out), "--convert-only",
                    "--obs-mode", "rgb", "--control-mode", "pd_ee_delta_pos", "--image-size", "48", "--num-procs", "1",
@@ -292,6 +293,25 @@ def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path):
     ckpt = common.load_checkpoint(run_dir / "last.pt")
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 48, 48]
     assert ckpt["model_kwargs"]["model"]["image_shape"] == [3, 48, 48]
+    # pixel defaults: the auxiliary cube-position loss is on (weight 10) and recorded as such
+    assert ckpt["model_kwargs"]["model"]["aux_dim"] == 3
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["args"]["aux_coef"] == 10.0 and cfg["args"]["batch_size"] == 8
+
+    # defaults resolve per mode; demos that do not record the actor fall back to no aux loss, with a note
+    info = bc.read_demo_info(str(conv))
+    a = bc.Args(demo_path=str(conv), obs_mode="rgb")
+    bc.resolve_defaults(a, info)
+    assert (a.aux_coef, a.batch_size) == (10.0, 64)
+    a = bc.Args(demo_path=str(conv), obs_mode="state", batch_size=32)
+    bc.resolve_defaults(a, info)
+    assert (a.aux_coef, a.batch_size) == (0.0, 32)
+    a = bc.Args(demo_path=str(conv), obs_mode="rgb", aux_actor="no_such_actor")
+    bc.resolve_defaults(a, info)
+    assert a.aux_coef == 0.0 and "records no 'no_such_actor' actor state" in capsys.readouterr().out
+    a = bc.Args(demo_path=str(conv), obs_mode="rgb", aux_coef=1.5)
+    bc.resolve_defaults(a, info)
+    assert a.aux_coef == 1.5
 
 
 # ----------------------------------------------------------------------------- bad input
