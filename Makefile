@@ -1,6 +1,6 @@
 # make setup      - .venv with pinned torch + this project (+ CPU Vulkan driver where there is no NVIDIA GPU)
 # make test       - setup if needed, then the test suite (CPU is enough)
-# make quickstart - setup if needed, then train + evaluate a small PickCube policy, with an eval video
+# make quickstart - setup if needed, then train + evaluate a small policy (PushCube on CPU, PickCube on GPU), with an eval video
 PY := .venv/bin/python
 
 .PHONY: setup test test-fast quickstart clean-runs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make quickstart: train a small PickCube policy (GPU config when CUDA is present, else the CPU
-# config), evaluate the best checkpoint again through evaluate.py, save eval videos, print the run dir.
+# make quickstart: train a small PPO policy (the GPU config, PickCube, when CUDA is present; else the CPU
+# config, PushCube), evaluate the best checkpoint again through evaluate.py, save eval videos, print the run dir.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
