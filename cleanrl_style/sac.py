@@ -11,8 +11,8 @@ from here.
 
 Bootstrapping: the target bootstraps from the real final observation (`info["final_observation"]`)
 on truncation (time limit), never from a terminal state; with `--bootstrap-at-done always` (default)
-ManiSkill's success terminations count as truncations (common.bootstrap_flags explains why). `--n-step k` sums k discounted rewards and
-stops early at the end of an episode.
+ManiSkill's success terminations count as truncations (common.bootstrap_flags explains why).
+`--n-step k` sums k discounted rewards and stops early at the end of an episode.
 """
 from __future__ import annotations
 
