@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path, not the repo root
     sys.path.insert(0, str(REPO_ROOT))
 
-from cleanrl_style import common  # noqa: E402
+from cleanrl_style.lib.runs import atomic_write_text, device_name, git_commit, versions  # noqa: E402
 
 SCRIPTS_DIR = REPO_ROOT / "cleanrl_style"
 RESULTS_DIR = REPO_ROOT / "results"
@@ -27,7 +27,7 @@ VERSION_KEYS = ("python", "torch", "mani_skill", "sapien", "gymnasium", "numpy")
 
 def compact_versions() -> str:
     """`python=3.11.7;torch=2.13.0+cpu;mani_skill=3.0.1;...` (one CSV cell)."""
-    v = common.versions()
+    v = versions()
     return ";".join(f"{k}={v[k]}" for k in VERSION_KEYS if v.get(k))
 
 
@@ -60,7 +60,7 @@ def quiet_rows(rows: list[dict]) -> list[dict]:
 
 def machine_fields() -> dict:
     """The columns that say where and with what a row was measured."""
-    return dict(device=common.device_name(), date=now_iso(), commit=common.git_commit(),
+    return dict(device=device_name(), date=now_iso(), commit=git_commit(),
                 versions=compact_versions(), cpu_count=os.cpu_count())
 
 
@@ -112,7 +112,7 @@ def append_rows(path: os.PathLike, columns: Sequence[str], rows: Iterable[dict])
     w.writeheader()
     w.writerows(old)
     w.writerows(rows)
-    common.atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
     return len(rows)
 
 

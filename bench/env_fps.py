@@ -35,7 +35,8 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared  # noqa: E402
-from cleanrl_style import common  # noqa: E402
+from cleanrl_style.lib.envs import make_env, resolve_env_id, resolve_sim_backend  # noqa: E402
+from cleanrl_style.lib.runs import UserError, device_name, run  # noqa: E402
 
 COLUMNS = ("device", "date", "commit", "versions", "env_id", "obs", "res", "num_envs", "env_fps", "peak_mem_gb",
            "gpu_mem_used_gb", "sim_backend", "control_mode", "steps", "burn_in", "seconds", "make_s", "load1",
@@ -100,13 +101,13 @@ def build_grid(obs: tuple[str, ...], res: tuple[int, ...], num_envs: tuple[int, 
     num_envs = num_envs or default["num_envs"]
     bad = [o for o in obs if o not in OBS_MODES]
     if bad:
-        raise common.UserError(f"--obs must be among {', '.join(OBS_MODES)} (got {', '.join(bad)})")
+        raise UserError(f"--obs must be among {', '.join(OBS_MODES)} (got {', '.join(bad)})")
     if any(r < 16 for r in res):
-        raise common.UserError(f"--res values must be >= 16 (got {' '.join(map(str, res))})")
+        raise UserError(f"--res values must be >= 16 (got {' '.join(map(str, res))})")
     if any(n < 1 for n in num_envs):
-        raise common.UserError(f"--num-envs values must be >= 1 (got {' '.join(map(str, num_envs))})")
+        raise UserError(f"--num-envs values must be >= 1 (got {' '.join(map(str, num_envs))})")
     if backend == "cpu" and max(num_envs) > 64:
-        raise common.UserError(f"--num-envs {max(num_envs)} on the CPU backend starts that many processes; use <= 64")
+        raise UserError(f"--num-envs {max(num_envs)} on the CPU backend starts that many processes; use <= 64")
     grid = []
     for o in dict.fromkeys(obs):
         for r in ([None] if o == "state" else sorted(set(res))):
@@ -119,7 +120,7 @@ def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: flo
     """Make the envs, burn in, time random-action steps. Returns the measured columns of one row."""
     import torch
 
-    backend = common.resolve_sim_backend(sim_backend)
+    backend = resolve_sim_backend(sim_backend)
     cuda = backend == "gpu"
     if cuda:
         torch.cuda.synchronize()
@@ -127,7 +128,7 @@ def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: flo
         free_before, _ = torch.cuda.mem_get_info()
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    env = common.make_env(env_id, cfg.num_envs, cfg.obs, image_size=cfg.res or 64, control_mode=control_mode,
+    env = make_env(env_id, cfg.num_envs, cfg.obs, image_size=cfg.res or 64, control_mode=control_mode,
                           sim_backend=backend)
     try:
         env.reset(seed=seed)
@@ -146,7 +147,8 @@ def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: flo
         if cuda:
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        row = dict(env_fps=cfg.num_envs * n / seconds, steps=n, seconds=round(seconds, 3), make_s=round(make_s, 2),
+        seconds = round(seconds, 6)  # the CSV holds the value env_fps was computed from
+        row = dict(env_fps=cfg.num_envs * n / seconds, steps=n, seconds=seconds, make_s=round(make_s, 2),
                    load1=_shared.load1(), sim_backend=backend)
         if cuda:
             free_after, _ = torch.cuda.mem_get_info()
@@ -210,10 +212,10 @@ def sweep(args: Args, env_id: str, grid: list[Config], steps: int, burn_in: int,
             continue
         base = dict(machine, date=_shared.now_iso(), env_id=env_id, obs=cfg.obs, res=cfg.res, num_envs=cfg.num_envs,
                     control_mode=args.control_mode, burn_in=burn_in,
-                    sim_backend=common.resolve_sim_backend(args.sim_backend))
+                    sim_backend=resolve_sim_backend(args.sim_backend))
         try:
             measured = measure_fn(cfg)
-        except common.UserError as e:  # e.g. too little GPU memory for this many envs
+        except UserError as e:  # e.g. too little GPU memory for this many envs
             measured = dict(error=str(e)[:200])
         except Exception as e:  # noqa: BLE001  (one bad configuration must not end the sweep)
             measured = dict(error=_error_note(e))
@@ -232,28 +234,28 @@ def sweep(args: Args, env_id: str, grid: list[Config], steps: int, burn_in: int,
 
 def main(args: Args) -> list[dict]:
     if args.isolate not in ("auto", "always", "never"):
-        raise common.UserError(f"--isolate must be auto, always or never (got '{args.isolate}')")
-    backend = common.resolve_sim_backend(args.sim_backend)
+        raise UserError(f"--isolate must be auto, always or never (got '{args.isolate}')")
+    backend = resolve_sim_backend(args.sim_backend)
     if args.max_seconds is None:
         args = dataclasses.replace(args, max_seconds=20.0 if backend == "gpu" else 6.0)
     if args.max_seconds <= 0:
-        raise common.UserError("--max-seconds must be > 0")
+        raise UserError("--max-seconds must be > 0")
     grid = build_grid(args.obs, args.res, args.num_envs, backend)
     steps = args.steps if args.steps is not None else (200 if backend == "gpu" else 300)
     burn_in = args.burn_in if args.burn_in is not None else (20 if backend == "gpu" else 5)
     if steps < 1 or burn_in < 0:
-        raise common.UserError("--steps must be >= 1 and --burn-in >= 0")
+        raise UserError("--steps must be >= 1 and --burn-in >= 0")
     if args.dry_run:
         for cfg in grid:
             print(f"env_fps: would measure {args.env_id} {cfg.label()}")
         print(f"env_fps: {len(grid)} configurations, backend={backend}, rows would go to {args.out}")
         return []
-    env_id = common.resolve_env_id(args.env_id)
+    env_id = resolve_env_id(args.env_id)
     isolate = args.isolate == "always" or (args.isolate == "auto" and backend == "gpu")
-    print(f"env_fps: {env_id} on {common.device_name()} ({backend}), {len(grid)} configurations, "
+    print(f"env_fps: {env_id} on {device_name()} ({backend}), {len(grid)} configurations, "
           f"{burn_in} burn-in + up to {steps} timed steps each, rows -> {args.out}", flush=True)
     return sweep(args, env_id, grid, steps, burn_in, isolate)
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -25,7 +25,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared, train_sps  # noqa: E402
-from cleanrl_style import common  # noqa: E402
+from cleanrl_style.lib.runs import UserError, atomic_write_bytes, atomic_write_text, run  # noqa: E402
 
 f = _shared.to_float
 
@@ -353,7 +353,7 @@ def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    common.atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -481,14 +481,14 @@ def main(args: Args) -> dict:
                              ("train_sps", train_rows, ("device", "script", "mode", "train_sps"))):
         if rows and any(c not in rows[0] for c in need):
             missing = [c for c in need if c not in rows[0]]
-            raise common.UserError(f"{name} CSV lacks column(s) {', '.join(missing)}; is it a bench/{name}.py output?")
+            raise UserError(f"{name} CSV lacks column(s) {', '.join(missing)}; is it a bench/{name}.py output?")
     env, train = aggregate_env_fps(env_rows), aggregate_train_sps(train_rows)
     rebase_ratios(env_rows, train)
     plots_dir = _abs(args.plots_dir)
     plots = {"env_fps": plot_env_fps(env, plots_dir / "env_fps.png"),
              "train_sps": plot_train_sps(train, plots_dir / "train_sps.png")}
     doc = _abs(args.doc)
-    common.atomic_write_text(doc, render(args, env, train, plots))
+    atomic_write_text(doc, render(args, env, train, plots))
     print(f"report: {len(env_rows)} env_fps rows, {len(train_rows)} train_sps rows, "
           f"{len(device_order(list(env) + list(train)))} device tier(s) -> {_rel(doc)}")
     for p in plots.values():
@@ -500,4 +500,4 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

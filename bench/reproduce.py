@@ -39,7 +39,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared  # noqa: E402
-from cleanrl_style import common  # noqa: E402
+from cleanrl_style.lib.runs import UserError, atomic_write_text, run  # noqa: E402
 
 REPRO_COLUMNS = ("script", "config", "env_id", "seed", "device", "commit", "run", "complete", "kind", "step",
                  "wall_time", "success_once", "success_at_end", "return")
@@ -117,7 +117,7 @@ def parse_args_file(path: Path) -> tuple[list[str], str, list[str], str]:
         try:
             flags += shlex.split(line, comments=True)
         except ValueError as e:
-            raise common.UserError(f"{path}:{ln}: cannot parse flags ({e})") from e
+            raise UserError(f"{path}:{ln}: cannot parse flags ({e})") from e
     return flags, tier, desc, script
 
 
@@ -142,7 +142,7 @@ def drop_flags(flags: list[str], names=OVERRIDDEN) -> tuple[list[str], list[str]
 
 def discover_configs(configs_dir: Path, scripts: tuple[str, ...] = ()) -> list[ConfigFile]:
     if not configs_dir.is_dir():
-        raise common.UserError(f"configs directory not found: {configs_dir}")
+        raise UserError(f"configs directory not found: {configs_dir}")
     out = []
     for path in sorted(configs_dir.glob("*/*.args")):
         folder, stem = path.parent.name, path.stem
@@ -153,7 +153,7 @@ def discover_configs(configs_dir: Path, scripts: tuple[str, ...] = ()) -> list[C
         if not tier:
             tier = stem if stem in ("cpu", "gpu") else "any"
         if tier not in ("cpu", "gpu", "any"):
-            raise common.UserError(f"{path}: tier must be cpu, gpu or any (got '{tier}')")
+            raise UserError(f"{path}: tier must be cpu, gpu or any (got '{tier}')")
         kept, dropped = drop_flags(flags)
         name = stem if folder == script else f"{folder}-{stem}"
         out.append(ConfigFile(script, name, path, tier, kept, dropped, desc))
@@ -272,7 +272,7 @@ def gather(runs_dir: Path, results_dir: Path) -> list[Path]:
         w.writeheader()
         w.writerows(kept)
         w.writerows({k: _shared.fmt_cell(v) for k, v in r.items()} for r in rows)
-        common.atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, buf.getvalue())
         print(f"reproduce: gathered {len(runs)} seed(s) of {key} -> {_rel(path)}"
               + (f" (kept {len(kept)} row(s) recorded elsewhere)" if kept else ""))
         written.append(path)
@@ -424,7 +424,7 @@ def _anchor(title: str) -> str:
 def main(args: Args) -> int:
     tier = _shared.machine_tier()
     if not args.seeds:
-        raise common.UserError("--seeds needs at least one seed")
+        raise UserError("--seeds needs at least one seed")
     runs_dir, results_dir = _abs(args.runs_dir), _abs(args.results_dir)
     if args.gather and not args.execute:
         return _gather_and_render(args, runs_dir, results_dir)
@@ -453,7 +453,7 @@ def main(args: Args) -> int:
             failed.append(f"{cfg.key}/seed{seed}")
     _gather_and_render(args, runs_dir, results_dir)
     if failed:
-        raise common.UserError(f"{len(failed)} run(s) failed: {', '.join(failed)}", code=1)
+        raise UserError(f"{len(failed)} run(s) failed: {', '.join(failed)}", code=1)
     return 0
 
 
@@ -461,10 +461,10 @@ def _gather_and_render(args: Args, runs_dir: Path, results_dir: Path) -> int:
     gather(runs_dir, results_dir)
     configs = discover_configs(_abs(args.configs_dir))
     doc = _abs(args.doc)
-    common.atomic_write_text(doc, render(results_dir, configs, args))
+    atomic_write_text(doc, render(results_dir, configs, args))
     print(f"reproduce: wrote {_rel(doc)}")
     return 0
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -38,7 +38,8 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared, env_fps  # noqa: E402
-from cleanrl_style import common  # noqa: E402
+from cleanrl_style.lib.envs import resolve_env_id, resolve_sim_backend  # noqa: E402
+from cleanrl_style.lib.runs import UserError, device_name, run  # noqa: E402
 
 COLUMNS = ("device", "date", "commit", "versions", "script", "env_id", "obs", "res", "num_envs", "mode", "env_fps",
            "collect_fps", "train_sps", "ratio", "update_s", "rollout_s", "iterations", "measured_steps", "seconds",
@@ -221,7 +222,7 @@ def bench_one(args: Args, script: str, mode: str, fixed: Fixed, runs_root: Path)
     a = cfg.get("args", {})
     row.update(env_id=cfg.get("env_id", args.env_id), obs=a.get("obs_mode", fixed.obs),
                num_envs=a.get("num_envs") or fixed.num_envs, control_mode=a.get("control_mode"),
-               sim_backend=common.resolve_sim_backend(a.get("sim_backend", args.sim_backend)))
+               sim_backend=resolve_sim_backend(a.get("sim_backend", args.sim_backend)))
     row["res"] = (a.get("image_height") or a.get("image_size")) if row["obs"] != "state" else None
     try:
         row.update(summarize_metrics(run_dirs[-1] / "metrics.csv", burn_in))
@@ -258,16 +259,16 @@ def attach_env_fps(args: Args, row: dict, device: str) -> None:
 def main(args: Args) -> list[dict]:
     bad = [s for s in args.scripts if s not in SCRIPTS]
     if bad:
-        raise common.UserError(f"--scripts must be among {', '.join(SCRIPTS)} (got {', '.join(bad)})")
+        raise UserError(f"--scripts must be among {', '.join(SCRIPTS)} (got {', '.join(bad)})")
     bad = [m for m in args.modes if m not in MODES]
     if bad:
-        raise common.UserError(f"--modes must be among {', '.join(MODES)} (got {', '.join(bad)})")
-    backend = common.resolve_sim_backend(args.sim_backend)
+        raise UserError(f"--modes must be among {', '.join(MODES)} (got {', '.join(bad)})")
+    backend = resolve_sim_backend(args.sim_backend)
     tier = "gpu" if backend == "gpu" else "cpu"
     try:
         shlex.split(args.extra_flags)
     except ValueError as e:
-        raise common.UserError(f"--extra-flags: {e}") from e
+        raise UserError(f"--extra-flags: {e}") from e
 
     plan = []
     for script in args.scripts:
@@ -287,8 +288,8 @@ def main(args: Args) -> list[dict]:
     if not plan:
         print("train_sps: nothing to run", flush=True)
         return []
-    common.resolve_env_id(args.env_id)
-    device = common.device_name()
+    resolve_env_id(args.env_id)
+    device = device_name()
     rows = []
     with tempfile.TemporaryDirectory(prefix="train_sps_") as tmp:
         runs_root = Path(args.runs_dir) if args.runs_dir else Path(tmp)
@@ -297,7 +298,7 @@ def main(args: Args) -> list[dict]:
             row = bench_one(args, script, mode, fixed, runs_root)
             attach_env_fps(args, row, device)
             row = dict(_shared.machine_fields(), omp_num_threads=os.environ.get("OMP_NUM_THREADS", ""), **row)
-            row.setdefault("env_id", common.resolve_env_id(args.env_id))
+            row.setdefault("env_id", resolve_env_id(args.env_id))
             if not row.get("error"):
                 ratio = row.get("ratio", float("nan"))
                 print(f"train_sps: {script} {mode}: train_sps {row['train_sps']:,.1f}, collect_fps {row['collect_fps']:,.1f}, "
@@ -309,4 +310,4 @@ def main(args: Args) -> list[dict]:
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -5,18 +5,18 @@
     python cleanrl_style/bc.py --env-id PickCube \\
         --demo-path demos/PickCube-v1/motionplanning/state/trajectory.state.pd_ee_delta_pos.physx_cpu.h5
 
-Reads top to bottom: Args, demo loading (ManiSkill h5 + json), the policy (MLP or CNN encoder + a head
-that predicts a chunk of future actions, or sac.py's tanh-Gaussian actor), the stateful evaluation
-policy (observation history, temporal ensembling of overlapping chunks), the training loop.
-The env's control mode and image size come from the demo file; evaluation uses a longer time limit
-than the task default (--max-episode-steps 100) because motion-planning demos are longer than it.
+Reads top to bottom: Args, the batch bookkeeping, the policy (MLP or CNN encoder + a head that
+predicts a chunk of future actions, or the tanh-Gaussian actor sac.py uses), the stateful evaluation
+policy (observation history, temporal ensembling of overlapping chunks), flag resolution, the
+training loop. Demo files are read by lib/demos.py. The env's control mode and image size come from
+the demo file; evaluation uses a longer time limit than the task default (--max-episode-steps 100)
+because motion-planning demos are longer than it.
 """
 from __future__ import annotations
 
-import json
+import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -24,8 +24,15 @@ import torch
 import torch.nn as nn
 import tyro
 
-from cleanrl_style import common
-from cleanrl_style.sac import Actor, mlp
+from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib.augment import random_shift
+from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.demos import (demo_env_kwargs, demo_image_spec, demos_record_actor, load_demos,
+                                     read_demo_info)
+from cleanrl_style.lib.evaluation import Evaluator
+from cleanrl_style.lib.nets import Actor, PixelEncoder, mlp
+from cleanrl_style.lib.runs import (RunLogger, UserError, check_choice, check_non_negative, check_positive,
+                                    resume_args, rng_state, run, seed_everything, set_rng_state)
 
 
 @dataclass
@@ -44,22 +51,24 @@ class Args:
     num_eval_episodes: int = 100
     """episodes per evaluation (and for final_eval.json)"""
     eval_freq: int = 2_500
-    """evaluate every this many gradient steps (0 = only at the end)"""
+    """evaluate (and write last.pt / best.pt) every this many gradient steps (training takes no env
+    steps; 0 = only at the end)"""
     total_iters: int = 5_000
-    """gradient steps (longer training overfits: with 200 PickCube demos success fell from 0.62 at
-    5k to 0.42 at 10k steps, docs/bc.md)"""
+    """gradient steps (the AdamW learning rate is cosine-decayed to 0 over them); training much longer
+    overfits small demo sets, see docs/bc.md#results"""
     max_episode_steps: int = 100
-    """time limit of the evaluation episodes (PickCube motion-planning demos take 49-99 steps)"""
+    """time limit of the evaluation episodes (longer than PickCube's default: motion-planning demos
+    run past it)"""
     seed: int = 1
     """seed of the training run; evaluation uses seed + 1_000_000 (+ i) and, for final_eval.json,
     seed + 2_000_000 (+ i): never the demo seeds (collect_demos.py starts at 0)"""
 
     policy: str = "chunk"
     """chunk: MLP/CNN predicting the next --chunk-size actions (ACT-style), executed with temporal
-    ensembling; gaussian: one action from sac.py's tanh-Gaussian actor (same architecture, so SAC can
-    start from it), trained on the mean with MSE"""
-    chunk_size: int = 16
-    """actions predicted per query (policy=chunk)"""
+    ensembling; gaussian: one action from the tanh-Gaussian actor sac.py uses (same architecture, so
+    SAC can start from it), trained on the mean with MSE"""
+    chunk_size: Optional[int] = None
+    """actions predicted per query (default: 16 for policy=chunk; policy=gaussian predicts 1)"""
     temporal_ensemble: bool = True
     """query every step and average the overlapping chunks' predictions for the current step
     (weights exp(-ensemble_decay * age rank), oldest first, as in ACT); off: execute --exec-horizon
@@ -73,8 +82,8 @@ class Args:
     drop_state_keys: list[str] = field(default_factory=lambda: ["agent/qvel"])
     """parts of the state vector left out of the policy input (names as in the env's state dict,
     e.g. agent/qvel); [] keeps everything"""
-    hidden_dim: int = 512
-    """width of the MLP layers (policy=gaussian keeps sac.py's 256 unless set)"""
+    hidden_dim: Optional[int] = None
+    """width of the MLP layers (default: 512 for policy=chunk, 256 for policy=gaussian: sac.py's actor)"""
     feature_dim: int = 256
     """CNN feature size (rgb/rgbd, --encoder nature)"""
     encoder: str = "nature"
@@ -83,7 +92,7 @@ class Args:
     aux_coef: Optional[float] = None
     """weight of an auxiliary loss (rgb/rgbd): regress the position of --aux-actor (read from the demos'
     recorded env_states; never a policy input) from the image encoder's features; 0 = off (default:
-    10 from pixels when the demos record --aux-actor, the best measured setting; 0 from state)"""
+    10 from pixels when the demos record --aux-actor, see docs/bc.md; 0 from state)"""
     aux_actor: str = "cube"
     """the actor whose position the auxiliary loss predicts (a name under env_states/actors in the h5)"""
     head_input: str = "features"
@@ -117,114 +126,13 @@ class Args:
     capture_video: bool = False
     """save a video of the final evaluation"""
     save_checkpoints: bool = True
-    """write best.pt / last.pt"""
+    """write best.pt / last.pt (last.pt carries the training state for --resume)"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its last.pt, with the flags it was started with (a
+    larger --total-iters extends it); metrics.csv and TensorBoard continue in place"""
 
 
-# ----------------------------------------------------------------------------- demos
-def _state_from_h5(obs_group, layout: list[tuple[str, int]]) -> np.ndarray:
-    """The flat state vector of a pixel-mode demo, assembled in the env's order from the h5 groups
-    (h5 lists keys alphabetically, the env flattens in insertion order)."""
-    parts = []
-    for name, size in layout:
-        if name not in obs_group:
-            raise common.UserError(f"demo obs has no '{name}' (the env's state has it): wrong obs mode or task?")
-        x = np.asarray(obs_group[name][:])
-        parts.append(x.reshape(x.shape[0], -1).astype(np.float32))
-    return np.concatenate(parts, axis=1)
-
-
-def read_demo_info(path: str) -> dict:
-    """The json next to a ManiSkill .h5: env id, obs mode, control mode, episodes."""
-    h5 = Path(path)
-    if not h5.is_file():
-        raise common.UserError(f"demo file not found: {h5}", code=1)
-    meta = h5.with_suffix(".json")
-    if not meta.is_file():
-        raise common.UserError(f"{h5} has no {meta.name} next to it (ManiSkill trajectories are .h5 + .json)", code=1)
-    try:
-        info = json.loads(meta.read_text())
-        env_info = info["env_info"]
-        return dict(env_id=env_info["env_id"], env_kwargs=env_info.get("env_kwargs", {}),
-                    obs_mode=env_info.get("env_kwargs", {}).get("obs_mode"),
-                    control_mode=env_info.get("env_kwargs", {}).get("control_mode"),
-                    max_episode_steps=env_info.get("max_episode_steps"), episodes=info["episodes"],
-                    cleanrl_style=info.get("cleanrl_style", {}))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise common.UserError(f"{meta} is not a ManiSkill trajectory json ({type(e).__name__}: {e})", code=1) from e
-
-
-def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None,
-               aux_actor: Optional[str] = None) -> dict:
-    """All demo steps as tensors (CPU): obs (F, D) float32 state and/or (F, C, H, W) uint8 rgb for the
-    F = sum(T_i + 1) frames, actions (S, A) for the S = sum(T_i) steps, and per step the index of its
-    frame, the first frame of its episode and the last step of its episode. With aux_actor, also that
-    actor's position per frame (F, 3), read from the recorded env_states (a training target, not an input)."""
-    import h5py
-
-    info = read_demo_info(path)
-    episodes = info["episodes"][:num_demos] if num_demos else info["episodes"]
-    if not episodes:
-        raise common.UserError(f"{path} holds no episodes", code=1)
-    if num_demos and len(episodes) < num_demos:
-        raise common.UserError(f"--num-demos {num_demos} but {path} holds only {len(episodes)}", code=1)
-    states, rgbs, actions, aux = [], [], [], []
-    try:
-        with h5py.File(path, "r") as f:
-            for ep in episodes:
-                g = f[f"traj_{ep['episode_id']}"]
-                actions.append(np.asarray(g["actions"][:], dtype=np.float32))
-                obs = g["obs"]
-                if obs_mode == "state":
-                    if not isinstance(obs, h5py.Dataset):
-                        raise common.UserError(f"{path} holds '{info['obs_mode']}' observations, not flat state "
-                                               f"(convert with collect_demos.py --obs-mode state)", code=1)
-                    states.append(np.asarray(obs[:], dtype=np.float32))
-                else:
-                    if isinstance(obs, h5py.Dataset) or "sensor_data" not in obs:
-                        raise common.UserError(f"{path} holds no camera images (obs mode '{info['obs_mode']}'); "
-                                               f"convert with collect_demos.py --obs-mode {obs_mode}", code=1)
-                    cams = list(obs["sensor_data"].keys())
-                    chans = [np.asarray(obs["sensor_data"][c]["rgb"][:]) for c in cams]
-                    if obs_mode == "rgbd":
-                        for c in cams:
-                            d = np.asarray(obs["sensor_data"][c]["depth"][:]).astype(np.float32) * (255.0 / common.DEPTH_MAX_MM)
-                            chans.append(np.clip(np.round(d), 0, 255).astype(np.uint8))
-                    rgbs.append(np.concatenate(chans, axis=-1).transpose(0, 3, 1, 2))
-                    states.append(_state_from_h5(obs, layout or []))
-                if aux_actor:
-                    actors = g["env_states/actors"] if "env_states/actors" in g else {}
-                    if aux_actor not in actors:
-                        raise common.UserError(f"--aux-actor '{aux_actor}' is not in {path}'s env_states "
-                                               f"(actors: {', '.join(actors) or 'none recorded'})", code=1)
-                    aux.append(np.asarray(actors[aux_actor][:, :3], dtype=np.float32))
-                if len(states[-1]) != len(actions[-1]) + 1:
-                    raise common.UserError(f"{path}: episode {ep['episode_id']} has {len(states[-1])} observations "
-                                           f"for {len(actions[-1])} actions (expected one more)", code=1)
-    except (OSError, KeyError) as e:
-        if isinstance(e, common.UserError):
-            raise
-        raise common.UserError(f"could not read demos from {path}: corrupt or not a ManiSkill h5 ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''})", code=1) from e
-    lens = [len(a) for a in actions]
-    step_frame, ep_start, ep_last = [], [], []
-    f0 = s0 = 0
-    for T in lens:
-        step_frame.append(np.arange(f0, f0 + T))
-        ep_start.append(np.full(T, f0))
-        ep_last.append(np.full(T, s0 + T - 1))
-        f0, s0 = f0 + T + 1, s0 + T
-    out = dict(state=torch.from_numpy(np.concatenate(states)), actions=torch.from_numpy(np.concatenate(actions)),
-               step_frame=torch.from_numpy(np.concatenate(step_frame)), ep_start=torch.from_numpy(np.concatenate(ep_start)),
-               ep_last=torch.from_numpy(np.concatenate(ep_last)), num_demos=len(episodes), lengths=lens,
-               seeds=[ep.get("episode_seed") for ep in episodes], info=info)
-    if rgbs:
-        out["rgb"] = torch.from_numpy(np.concatenate(rgbs))
-        out["cameras"] = cams
-    if aux:
-        out["aux"] = torch.from_numpy(np.concatenate(aux))
-    return out
-
-
+# ----------------------------------------------------------------------------- batches
 def batch_indices(data: dict, idx: torch.Tensor, obs_horizon: int, chunk_size: int):
     """Frames of the observation history (B, h) (repeating the first frame at episode starts) and the
     steps of the action chunk (B, H) with a mask of the steps that exist (False past the episode end)."""
@@ -241,7 +149,7 @@ def keep_index(layout: list[tuple[str, int]], drop: list[str]) -> torch.Tensor:
     names = [n for n, _ in layout]
     unknown = [d for d in drop if d not in names]
     if unknown:
-        raise common.UserError(f"--drop-state-keys {unknown} not in this env's state; it has {names}")
+        raise UserError(f"--drop-state-keys {unknown} not in this env's state; it has {names}")
     keep, i = [], 0
     for name, size in layout:
         if name not in drop:
@@ -281,9 +189,9 @@ class KeypointEncoder(nn.Module):
 
 class BCPolicy(nn.Module):
     """obs history -> chunk of actions. State: MLP over the normalized (kept) state of the last
-    obs_horizon frames. Pixels: sac_rgb's NatureCNN encoder (encoder="nature") or a spatial-softmax
-    keypoint encoder (encoder="keypoints") per frame (+ state), then the MLP.
-    head="gaussian": sac.py's Actor (tanh-Gaussian, 3x256 by default), one action, env units."""
+    obs_horizon frames. Pixels: lib/nets.py's PixelEncoder (NatureCNN, encoder="nature", as sac_rgb.py)
+    or a spatial-softmax keypoint encoder (encoder="keypoints") per frame (+ state), then the MLP.
+    head="gaussian": lib/nets.py's Actor (tanh-Gaussian, as sac.py), one action, env units."""
 
     def __init__(self, state_dim: int, action_dim: int, obs_horizon: int = 1, chunk_size: int = 8,
                  hidden_dim: int = 512, head: str = "chunk", image_shape: Optional[list] = None,
@@ -293,8 +201,6 @@ class BCPolicy(nn.Module):
         self.encoder = None
         in_dim = state_dim
         if image_shape:
-            from cleanrl_style.sac_rgb import PixelEncoder
-
             c, h, w = image_shape
             if encoder == "keypoints":
                 self.encoder = KeypointEncoder(c, h, w, state_dim)
@@ -375,7 +281,7 @@ class Normalizer(nn.Module):
 
 class EvalPolicy(nn.Module):
     """The deployed policy: keeps the observation history and the recent chunks of each env.
-    `reset()` (called by common.evaluate after every env reset) clears both."""
+    `reset()` (called by lib/evaluation.evaluate after every env reset) clears both."""
 
     def __init__(self, model: BCPolicy, norm: Normalizer, temporal_ensemble: bool = True,
                  ensemble_decay: float = 0.01, exec_horizon: int = 4):
@@ -387,7 +293,7 @@ class EvalPolicy(nn.Module):
 
     def reset(self):
         self.hist_state = self.hist_rgb = None
-        self.chunks = self.ages = None      # temporal ensembling: (N, H, H, A) newest first, (N, H) steps since made
+        self.chunks = None                  # temporal ensembling: (N, H, H, A), newest chunk first
         self.queue, self.queue_pos = None, 0
 
     def _push(self, obs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -449,97 +355,97 @@ def load_policy(ckpt: dict, device: torch.device):
     return policy
 
 
-def demos_record_actor(path: str, info: dict, actor: str) -> bool:
-    """Whether the first demo of `path` has `actor` under env_states/actors (what --aux-coef needs)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            g = f[f"traj_{info['episodes'][0]['episode_id']}"]
-            return "env_states/actors" in g and actor in g["env_states/actors"]
-    except (OSError, KeyError, IndexError):
-        return False  # load_demos reports what is wrong with the file
+# ----------------------------------------------------------------------------- flags
+def resolve_args(args: Args, backend: str) -> Args:
+    """Check every flag that needs no demo file (one line, exit 2) and write the policy-, mode- and
+    backend-dependent defaults back into args, so config.yaml and checkpoints record the values used."""
+    check_positive(args, "num_demos", "num_eval_envs", "num_eval_episodes", "total_iters", "max_episode_steps",
+                   "chunk_size", "exec_horizon", "obs_horizon", "hidden_dim", "feature_dim", "batch_size",
+                   "learning_rate", "log_freq")
+    check_non_negative(args, "eval_freq", "weight_decay", "obs_noise", "aux_coef", "ensemble_decay")
+    check_choice("obs-mode", args.obs_mode, ("state", "rgb", "rgbd"))
+    check_choice("policy", args.policy, ("chunk", "gaussian"))
+    check_choice("encoder", args.encoder, ("nature", "keypoints"))
+    check_choice("loss", args.loss, ("mse", "l1"))
+    check_choice("head-input", args.head_input, ("features", "aux"))
+    check_choice("aug", args.aug, ("none", "shift"))
+    if args.policy == "gaussian" and args.chunk_size not in (None, 1):
+        raise UserError(f"--policy gaussian predicts one action per query: --chunk-size must be 1 (got {args.chunk_size})")
+    if args.head_input == "aux" and (args.obs_mode == "state" or args.aux_coef == 0):
+        raise UserError("--head-input aux needs pixels (--obs-mode rgb/rgbd) and --aux-coef > 0: the head "
+                        "sees the position the image encoder learns to predict")
+    if not args.demo_path:
+        raise UserError("--demo-path is required (collect_demos.py writes one)")
+    chunk, pixels = args.policy == "chunk", args.obs_mode != "state"
+    args.env_id = envs_lib.resolve_env_id(args.env_id)
+    args.hidden_dim = args.hidden_dim or (512 if chunk else 256)
+    args.chunk_size = args.chunk_size or (16 if chunk else 1)
+    args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
+    args.batch_size = args.batch_size or (64 if pixels else 256)
+    return args
 
 
 def resolve_defaults(args: Args, info: dict) -> None:
-    """Fill the mode-dependent defaults with the best measured settings (docs/bc.md): from pixels the
-    auxiliary position loss at weight 10 (if the demos record --aux-actor; else off, with a note) and
-    batch 64; from state no auxiliary loss and batch 256. Flags given explicitly are kept."""
-    pixels = args.obs_mode != "state"
-    if args.batch_size is None:
-        args.batch_size = 64 if pixels else 256
+    """Fill the defaults that depend on the demo file with the best measured settings (docs/bc.md):
+    from pixels the auxiliary position loss at weight 10 if the demos record --aux-actor (else off,
+    with a note); from state no auxiliary loss. A flag given explicitly is kept."""
     if args.aux_coef is None:
         args.aux_coef = 0.0
-        if pixels and demos_record_actor(args.demo_path, info, args.aux_actor):
+        if args.obs_mode != "state" and demos_record_actor(args.demo_path, info, args.aux_actor):
             args.aux_coef = 10.0
-        elif pixels:
+        elif args.obs_mode != "state":
             print(f"bc: note: {args.demo_path} records no '{args.aux_actor}' actor state: training without the "
                   f"auxiliary position loss (--aux-actor names another actor)")
 
 
-def check_bc_args(args: Args, info: dict) -> None:
-    if args.policy not in ("chunk", "gaussian"):
-        raise common.UserError(f"--policy must be chunk or gaussian (got '{args.policy}')")
-    if args.encoder not in ("nature", "keypoints"):
-        raise common.UserError(f"--encoder must be nature or keypoints (got '{args.encoder}')")
-    if args.policy == "gaussian" and args.chunk_size != 1:
-        args.chunk_size = 1  # one action per query: what SAC's actor does
-    if args.chunk_size < 1 or args.obs_horizon < 1:
-        raise common.UserError("--chunk-size and --obs-horizon must be >= 1")
-    if args.loss not in ("mse", "l1"):
-        raise common.UserError(f"--loss must be mse or l1 (got '{args.loss}')")
-    if args.aux_coef < 0:
-        raise common.UserError(f"--aux-coef must be >= 0 (got {args.aux_coef})")
-    if args.head_input not in ("features", "aux"):
-        raise common.UserError(f"--head-input must be features or aux (got '{args.head_input}')")
-    if args.head_input == "aux" and (args.aux_coef <= 0 or args.obs_mode == "state"):
-        raise common.UserError("--head-input aux needs pixels (--obs-mode rgb/rgbd) and --aux-coef > 0: the head "
-                               "sees the position the image encoder learns to predict")
-    if args.aug not in ("none", "shift"):
-        raise common.UserError(f"--aug must be none or shift (got '{args.aug}')")
+def check_demo_args(args: Args, info: dict) -> None:
+    """The demo file must hold this task's demos in the obs mode to learn, with a control mode."""
+    if info["env_id"] != args.env_id:
+        raise UserError(f"{args.demo_path} holds {info['env_id']} demos, not {args.env_id}", code=1)
+    if args.head_input == "aux" and args.aux_coef <= 0:
+        raise UserError("--head-input aux needs --aux-coef > 0 (these demos record no "
+                        f"'{args.aux_actor}' actor state, so it defaults to 0): the head sees the position the "
+                        "image encoder learns to predict")
     demo_obs = info["obs_mode"] or "none"
-    want = {"state": ("state",), "rgb": ("rgb",), "rgbd": ("rgbd", "rgb+depth")}.get(args.obs_mode)
-    if want is None:
-        raise common.UserError(f"--obs-mode must be state, rgb or rgbd (got '{args.obs_mode}')")
+    want = {"state": ("state",), "rgb": ("rgb",), "rgbd": ("rgbd", "rgb+depth")}[args.obs_mode]
     if demo_obs not in want:
-        raise common.UserError(f"{args.demo_path} has obs mode '{demo_obs}', not '{args.obs_mode}': convert it with "
-                               f"collect_demos.py --convert-only --obs-mode {args.obs_mode}", code=1)
+        raise UserError(f"{args.demo_path} has obs mode '{demo_obs}', not '{args.obs_mode}': convert it with "
+                        f"collect_demos.py --convert-only --obs-mode {args.obs_mode}", code=1)
     if not info["control_mode"]:
-        raise common.UserError(f"{args.demo_path}: its json names no control mode", code=1)
+        raise UserError(f"{args.demo_path}: its json names no control mode", code=1)
 
 
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    if not args.demo_path:
-        raise common.UserError("--demo-path is required (collect_demos.py writes one)")
+    if args.resume:
+        args, _ = resume_args(args, "bc")
+    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    args = resolve_args(args, backend)
     info = read_demo_info(args.demo_path)
-    env_id = common.resolve_env_id(args.env_id)
-    if info["env_id"] != env_id:
-        raise common.UserError(f"{args.demo_path} holds {info['env_id']} demos, not {env_id}", code=1)
     resolve_defaults(args, info)
-    check_bc_args(args, info)
-    backend = common.resolve_sim_backend(args.sim_backend)
-    common.configure_torch_threads(backend)  # 1 thread on CPU: the eval envs' workers need the cores
+    check_demo_args(args, info)
+    envs_lib.configure_torch_threads(backend)  # 1 thread on CPU: the eval envs' workers need the cores
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
-    common.seed_everything(args.seed)
+    env_id = args.env_id
+    seed_everything(args.seed)
+    ckpt = load_resume_checkpoint(args.resume, "bc", device) if args.resume else None
+    start_iter = ckpt["train_state"]["iteration"] if ckpt else 0
+    if start_iter > args.total_iters:
+        raise UserError(f"--resume {args.resume}: last.pt is at iteration {start_iter}, past --total-iters "
+                        f"{args.total_iters}")
 
     pixels = args.obs_mode != "state"
     image_size, cameras = 64, None
     if pixels:  # the eval env renders what the demos saw: same cameras, same size
-        import h5py
-
-        with h5py.File(args.demo_path, "r") as f:
-            sd = f[f"traj_{info['episodes'][0]['episode_id']}/obs/sensor_data"]
-            cameras = list(sd.keys())
-            image_size = list(sd[cameras[0]]["rgb"].shape[1:3])
-    run = common.RunLogger(args, "bc", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                           total_steps=args.total_iters, exp_name=args.exp_name)
-    eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, image_size=image_size, cameras=cameras,
-                                control_mode=info["control_mode"], sim_backend=backend, partial_reset=False,
-                                reconfiguration_freq=1, max_episode_steps=args.max_episode_steps,
-                                video_dir=run.video_dir if args.capture_video else None,
-                                env_kwargs=_demo_env_kwargs(info))
+        cameras, image_size = demo_image_spec(args.demo_path, info)
+    run_log = RunLogger(args, "bc", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                        total_steps=args.total_iters, exp_name=args.exp_name, resume_dir=args.resume,
+                        resume_step=start_iter)
+    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, image_size=image_size, cameras=cameras,
+                                  control_mode=info["control_mode"], sim_backend=backend, partial_reset=False,
+                                  reconfiguration_freq=1, max_episode_steps=args.max_episode_steps,
+                                  video_dir=run_log.video_dir if args.capture_video else None,
+                                  env_kwargs=demo_env_kwargs(info))
     eval_envs.reset(seed=args.seed + 1_000_000)
     layout = eval_envs.state_layout()
 
@@ -547,11 +453,11 @@ def main(args: Args):
     aux_actor = args.aux_actor if args.aux_coef > 0 else None
     data = load_demos(args.demo_path, args.obs_mode, args.num_demos, layout if pixels else None, aux_actor)
     if data["state"].shape[1] != sum(s for _, s in layout):
-        raise common.UserError(f"demo state has {data['state'].shape[1]} dims, the env's has "
-                               f"{sum(s for _, s in layout)}: the demos were converted for another task/obs mode", code=1)
+        raise UserError(f"demo state has {data['state'].shape[1]} dims, the env's has "
+                        f"{sum(s for _, s in layout)}: the demos were converted for another task/obs mode", code=1)
     if data["actions"].shape[1] != eval_envs.action_dim:
-        raise common.UserError(f"demo actions have {data['actions'].shape[1]} dims, {info['control_mode']} has "
-                               f"{eval_envs.action_dim}", code=1)
+        raise UserError(f"demo actions have {data['actions'].shape[1]} dims, {info['control_mode']} has "
+                        f"{eval_envs.action_dim}", code=1)
     load_s = time.time() - t0
     keep = keep_index(layout, args.drop_state_keys)
     norm = Normalizer.fit(keep, data["state"], data["actions"]).to(device)
@@ -571,9 +477,8 @@ def main(args: Args):
         print(f"bc: warning: {len(overlap)} demo seeds are also evaluation seeds")
 
     image_shape = list(data["rgb"].shape[1:]) if pixels else None
-    hidden = args.hidden_dim if args.policy == "chunk" or args.hidden_dim != 512 else 256
     model_kwargs = dict(model=dict(state_dim=len(keep), action_dim=eval_envs.action_dim, obs_horizon=args.obs_horizon,
-                                   chunk_size=args.chunk_size, hidden_dim=hidden, head=args.policy,
+                                   chunk_size=args.chunk_size, hidden_dim=args.hidden_dim, head=args.policy,
                                    image_shape=image_shape, feature_dim=args.feature_dim, encoder=args.encoder,
                                    aux_dim=3 if aux_actor else 0, head_input=args.head_input),
                         n_keep=len(keep))
@@ -583,15 +488,7 @@ def main(args: Args):
     policy = EvalPolicy(model, norm, args.temporal_ensemble, args.ensemble_decay, args.exec_horizon).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.total_iters)
-    augment = None
-    if pixels and args.aug == "shift":
-        from cleanrl_style.augment import random_shift
-
-        augment = random_shift
-
-    evaluator = common.Evaluator(run, eval_envs, policy, args, lambda: dict(
-        script="bc", args=args, env=eval_envs, model_kwargs=model_kwargs, state_dict=policy.state_dict(),
-        extra=dict(demo_path=str(args.demo_path), num_demos=data["num_demos"])))
+    augment = random_shift if pixels and args.aug == "shift" else None
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
         frames, steps, valid = batch_indices(data, idx, args.obs_horizon, args.chunk_size)
@@ -616,10 +513,39 @@ def main(args: Args):
             aux_loss = (model.aux_positions(x)[:, -1] - data["aux"][frames[:, -1]]).pow(2).mean()
         return loss, aux_loss
 
-    gen = torch.Generator(device=device).manual_seed(args.seed)
+    gen = torch.Generator(device=device).manual_seed(args.seed)  # draws the demo steps of each batch
+    loss_sum, aux_sum = torch.zeros((), device=device), torch.zeros((), device=device)
+    wall0 = 0.0  # training wall time before this process (a resumed run)
+
+    def save(path, step, metrics, resumable):
+        train_state = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                           generator=gen.get_state(), rng=rng_state(), iteration=step,
+                           evaluator=evaluator.state(), loss_sum=float(loss_sum), aux_sum=float(aux_sum),
+                           wall_s=wall0 + time.time() - start) if resumable else None
+        save_checkpoint(path, script="bc", args=args, env=eval_envs, model_kwargs=model_kwargs,
+                        state_dict=policy.state_dict(), step=step,
+                        extra=dict(demo_path=str(args.demo_path), num_demos=data["num_demos"], eval=metrics),
+                        train_state=train_state)
+
+    evaluator = Evaluator(run_log, eval_envs, policy, args, save)
+    if ckpt:
+        ts = ckpt["train_state"]
+        policy.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        if scheduler.T_max != args.total_iters:  # a larger --total-iters: the cosine over the new total, from here
+            scheduler.T_max = args.total_iters
+            for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base_lr * (1 + math.cos(math.pi * start_iter / args.total_iters)) / 2
+        gen.set_state(ts["generator"].cpu())
+        evaluator.load_state(ts["evaluator"])
+        set_rng_state(ts["rng"])
+        loss_sum.fill_(ts["loss_sum"])
+        aux_sum.fill_(ts["aux_sum"])
+        wall0 = ts["wall_s"]
     start = time.time()
-    t_log, loss_sum, aux_sum = time.time(), torch.zeros((), device=device), torch.zeros((), device=device)
-    for it in range(1, args.total_iters + 1):
+    t_log = time.time()
+    for it in range(start_iter + 1, args.total_iters + 1):
         model.train()
         idx = torch.randint(0, S, (args.batch_size,), device=device, generator=gen)
         loss, aux_loss = train_step(idx)
@@ -632,34 +558,28 @@ def main(args: Args):
         if it % args.log_freq == 0:
             now = time.time()
             logs = {"losses/bc_loss": loss_sum / args.log_freq, "charts/learning_rate": scheduler.get_last_lr()[0],
-                    "time/iters_per_s": args.log_freq / (now - t_log), "time/wall_s": now - start}
+                    "time/iters_per_s": args.log_freq / (now - t_log), "time/wall_s": wall0 + now - start}
             if aux_actor:
                 logs["losses/aux_loss"] = aux_sum / args.log_freq
-            run.log(it, logs)
-            run.progress(it, loss=float(loss_sum) / args.log_freq)
-            t_log, loss_sum, aux_sum = now, torch.zeros((), device=device), torch.zeros((), device=device)
+            run_log.log(it, logs)
+            run_log.progress(it, loss=float(loss_sum) / args.log_freq)
+            t_log = now
+            loss_sum.zero_()
+            aux_sum.zero_()
         if args.eval_freq and it % args.eval_freq == 0 and it < args.total_iters:
             model.eval()
             evaluator.maybe_evaluate(it)
             t_log = time.time()
     model.eval()
-    train_s = time.time() - start
-    evaluator.maybe_evaluate(args.total_iters, force=True)
+    train_s = wall0 + time.time() - start
+    if evaluator.last_step < args.total_iters:  # else a resumed run whose last.pt is the final one
+        evaluator.maybe_evaluate(args.total_iters, force=True)
     final = evaluator.finish(args.total_iters, extra=dict(train_s=train_s, num_demos=data["num_demos"], demo_steps=S))
-    run.log(args.total_iters, {"time/train_s": train_s})
-    run.close()
+    run_log.log(args.total_iters, {"time/train_s": train_s})
+    run_log.close()
     eval_envs.close()
     return final
 
 
-def _demo_env_kwargs(info: dict) -> Optional[dict]:
-    """Task options recorded with the demos that change the env itself (not obs/control/backend)."""
-    skip = {"obs_mode", "control_mode", "sim_backend", "render_backend", "num_envs", "render_mode",
-            "sensor_configs", "human_render_camera_configs", "viewer_camera_configs", "reward_mode",
-            "shader_dir", "max_episode_steps", "reconfiguration_freq"}
-    kw = {k: v for k, v in (info.get("env_kwargs") or {}).items() if k not in skip}
-    return kw or None
-
-
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

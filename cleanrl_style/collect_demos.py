@@ -33,7 +33,9 @@ from typing import Optional
 
 import tyro
 
-from cleanrl_style import common
+from cleanrl_style.lib.checkpoints import load_checkpoint, policy_loader
+from cleanrl_style.lib.envs import resolve_env_id
+from cleanrl_style.lib.runs import UserError, check_choice, check_non_negative, check_positive, run, write_json
 
 MP_TASKS = ("PickCube-v1", "PushCube-v1", "StackCube-v1", "PegInsertionSide-v1", "PullCube-v1",
             "LiftPegUpright-v1", "PlugCharger-v1", "PullCubeTool-v1", "PlaceSphere-v1", "StackPyramid-v1",
@@ -90,8 +92,8 @@ def read_json(h5: Path) -> dict:
     try:
         return json.loads(_json(h5).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise common.UserError(f"{_json(h5)} is missing or corrupt ({type(e).__name__}); move {h5.parent} away "
-                               f"to start over", code=1) from e
+        raise UserError(f"{_json(h5)} is missing or corrupt ({type(e).__name__}); move {h5.parent} away "
+                        f"to start over", code=1) from e
 
 
 def replace_pair(src_h5: Path, dst_h5: Path) -> None:
@@ -152,17 +154,17 @@ def _mp_worker(env_id: str, seeds: list[int], wanted: int, tmp_dir: str, name: s
 def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str, name: str, queue) -> dict:
     """One process: roll out a checkpoint of ours (deterministic) and keep the episodes that succeed,
     ended at their first success."""
-    import importlib
-
     import gymnasium as gym
     import mani_skill.envs  # noqa: F401
     import torch
     from mani_skill.utils.wrappers.record import RecordEpisode
 
+    from cleanrl_style.lib.envs import PixelObs
+
     torch.set_num_threads(1)
-    ckpt = common.load_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path)
     spec = ckpt["env"]
-    policy = importlib.import_module(f"cleanrl_style.{ckpt['script']}").load_policy(ckpt, torch.device("cpu"))
+    policy = policy_loader(ckpt)(ckpt, torch.device("cpu"))
     h, w = spec["image_size"]
     kw = dict(num_envs=1, obs_mode=_ms_obs_mode(spec["obs_mode"]), sim_backend="physx_cpu",
               render_backend="cpu" if spec["obs_mode"] != "state" else "none",
@@ -172,7 +174,7 @@ def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str,
     env = RecordEpisode(env, output_dir=tmp_dir, trajectory_name=name, save_video=False, source_type="rl",
                         source_desc=f"cleanrl_style {ckpt['script']} checkpoint {ckpt_path}",
                         record_reward=True, save_on_reset=False)
-    convert = common._PixelObs(spec["cameras"], spec["obs_mode"] == "rgbd") if spec["obs_mode"] != "state" else None
+    convert = PixelObs(spec["cameras"], spec["obs_mode"] == "rgbd") if spec["obs_mode"] != "state" else None
     max_steps = spec.get("max_episode_steps") or env.unwrapped.spec.max_episode_steps or 100
 
     @torch.no_grad()
@@ -238,7 +240,7 @@ def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dic
         lengths = [n for r in results for n in r["lengths"]]
         parts = ([str(dest)] if dest.exists() else []) + [r["h5"] for r in results if r["seeds"]]
         if not new_seeds:
-            raise common.UserError(f"collect: 0 of {attempts} attempts on {env_id} succeeded; nothing written", code=1)
+            raise UserError(f"collect: 0 of {attempts} attempts on {env_id} succeeded; nothing written", code=1)
         merged = tmp / "merged.h5"
         merge_trajectories(str(merged), parts)
         meta = read_json(merged)
@@ -247,7 +249,7 @@ def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dic
                      last_seed_tried=max([old.get("last_seed_tried", -1)] + [r["last_seed"] for r in results]),
                      collect_seconds=old.get("collect_seconds", 0.0) + (time.time() - t0))
         meta["cleanrl_style"] = stats
-        common.write_json(_json(merged), meta)
+        write_json(_json(merged), meta)
         replace_pair(merged, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -278,7 +280,7 @@ def _split(raw: Path, meta: dict, parts: int, tmp: Path) -> list[Path]:
             with h5py.File(path, "w") as dst:
                 for ep in chunk:
                     src.copy(f"traj_{ep['episode_id']}", dst)
-            common.write_json(_json(path), dict(meta, episodes=chunk))
+            write_json(_json(path), dict(meta, episodes=chunk))
             out.append(path)
     return out
 
@@ -321,8 +323,8 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
             done = part.parent / out.name
             if rc != 0 or not done.exists():
                 tail = (part.parent / "replay.log").read_text().strip().splitlines()[-1:] or ["see the output above"]
-                raise common.UserError(f"conversion to {obs_mode}/{control_mode} failed: replay tool exit {rc} on "
-                                       f"{part.parent.name} ({tail[0][:200]})", code=1)
+                raise UserError(f"conversion to {obs_mode}/{control_mode} failed: replay tool exit {rc} on "
+                                f"{part.parent.name} ({tail[0][:200]})", code=1)
             produced.append(done)
         merged = tmp / out.name
         merge_trajectories(str(merged), [str(p) for p in produced])
@@ -333,7 +335,7 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         conv["cleanrl_style"] = dict(source=str(raw), source_episodes=n_raw, converted=got,
                                      failed_seeds=failed, convert_seconds=time.time() - t0,
                                      image_size=image_size if obs_mode != "state" else None)
-        common.write_json(_json(merged), conv)
+        write_json(_json(merged), conv)
         replace_pair(merged, out)
     finally:
         for proc, log, _ in procs:
@@ -347,36 +349,41 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
 
 
 # ----------------------------------------------------------------------------- main
-def main(args: Args) -> dict:
-    env_id = common.resolve_env_id(args.env_id)
-    if args.num_demos < 1:
-        raise common.UserError("--num-demos must be >= 1")
-    if args.obs_mode is not None and args.obs_mode not in ("state", "rgb", "rgbd"):
-        raise common.UserError(f"--obs-mode must be state, rgb or rgbd (got '{args.obs_mode}')")
+def check_args(args: Args) -> None:
+    """Every flag that needs no file, checked before anything starts (one line, exit 2)."""
+    check_positive(args, "num_demos", "num_procs", "max_attempts", "image_size")
+    check_non_negative(args, "seed")
+    if args.obs_mode is not None:
+        check_choice("obs-mode", args.obs_mode, ("state", "rgb", "rgbd"))
     if args.control_mode is not None and args.obs_mode is None and not args.teacher:
-        raise common.UserError("--control-mode converts the demos: give --obs-mode too (state, rgb or rgbd)")
+        raise UserError("--control-mode converts the demos: give --obs-mode too (state, rgb or rgbd)")
+    if args.teacher and args.convert_only:
+        raise UserError("--teacher records in the checkpoint's own modes; --convert-only does not apply")
+
+
+def main(args: Args) -> dict:
+    check_args(args)
+    env_id = resolve_env_id(args.env_id)
     procs = args.num_procs or min(os.cpu_count() or 1, 8)
     if args.teacher:
-        if args.convert_only:
-            raise common.UserError("--teacher records in the checkpoint's own modes; --convert-only does not apply")
-        ckpt = common.load_checkpoint(args.teacher)
+        ckpt = load_checkpoint(args.teacher)
         if ckpt["env"]["env_id"] != env_id:
-            raise common.UserError(f"--teacher was trained on {ckpt['env']['env_id']}, not {env_id}", code=1)
+            raise UserError(f"--teacher was trained on {ckpt['env']['env_id']}, not {env_id}", code=1)
         spec = ckpt["env"]
         dest = (Path(args.out_dir) / env_id / "teacher" /
                 f"trajectory.{_ms_obs_mode(spec['obs_mode'])}.{spec['control_mode']}.physx_cpu.h5")
         stats = collect(args, env_id, dest, _teacher_worker, str(Path(args.teacher).resolve()))
         return dict(stats, path=str(dest))
     if env_id not in MP_TASKS:
-        raise common.UserError(f"no motion-planning solution for {env_id} in mani_skill (have: {', '.join(MP_TASKS)}); "
-                               f"use --teacher CHECKPOINT")
+        raise UserError(f"no motion-planning solution for {env_id} in mani_skill (have: {', '.join(MP_TASKS)}); "
+                        f"use --teacher CHECKPOINT")
     raw = raw_path(args.out_dir, env_id)
     out = dict(raw=str(raw))
     if args.convert_only:
         if not raw.exists():
-            raise common.UserError(f"--convert-only: no demos at {raw}", code=1)
+            raise UserError(f"--convert-only: no demos at {raw}", code=1)
         if args.obs_mode is None:
-            raise common.UserError("--convert-only needs --obs-mode (and usually --control-mode)")
+            raise UserError("--convert-only needs --obs-mode (and usually --control-mode)")
     else:
         out.update(collect(args, env_id, raw, _mp_worker, env_id))
     if args.obs_mode:
@@ -385,4 +392,4 @@ def main(args: Args) -> dict:
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -11,7 +11,6 @@ never the training run's own final_eval.json, which stays as the run wrote it.
 """
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,10 @@ from typing import Optional
 import torch
 import tyro
 
-from cleanrl_style import common
+from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib.checkpoints import check_obs_compatible, load_checkpoint, load_policy_checked, policy_loader
+from cleanrl_style.lib.evaluation import evaluate, print_eval
+from cleanrl_style.lib.runs import check_positive, device_name, run, write_json
 
 
 @dataclass
@@ -43,45 +45,42 @@ class Args:
     """where eval_<checkpoint>_seed<S>.json / .mp4 go (default: the checkpoint's directory)"""
 
 
+def check_args(args: Args) -> None:
+    """Every numeric flag, checked before anything starts (one line, exit 2)."""
+    check_positive(args, "num_episodes", "num_envs", "max_episode_steps")
+
+
 def main(args: Args) -> dict:
-    if args.num_episodes < 1:
-        raise common.UserError("--num-episodes must be >= 1")
-    backend = common.resolve_sim_backend(args.sim_backend)
-    common.configure_torch_threads(backend)
-    ckpt = common.load_checkpoint(args.checkpoint)
-    try:
-        module = importlib.import_module(f"cleanrl_style.{ckpt['script']}")
-        load_policy = module.load_policy
-    except (ImportError, AttributeError) as e:
-        raise common.UserError(f"checkpoint was written by '{ckpt['script']}', which has no load_policy here", code=1) from e
+    check_args(args)
+    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    envs_lib.configure_torch_threads(backend)
+    ckpt = load_checkpoint(args.checkpoint)
+    policy_loader(ckpt)  # a checkpoint of no known script fails here, before any env starts
     spec = ckpt["env"]
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint).resolve().parent
     num_envs = args.num_envs or min(args.num_episodes, 16 if backend == "gpu" else 2)
-    env = common.make_env(spec["env_id"], num_envs, spec["obs_mode"], image_size=spec["image_size"],
-                          cameras=spec["cameras"], control_mode=spec["control_mode"], sim_backend=backend,
-                          partial_reset=False, reconfiguration_freq=1,
-                          max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
-                          video_dir=str(out_dir) if args.video else None, env_kwargs=spec.get("env_kwargs"))
+    env = envs_lib.make_env(spec["env_id"], num_envs, spec["obs_mode"], image_size=spec["image_size"],
+                            cameras=spec["cameras"], control_mode=spec["control_mode"], sim_backend=backend,
+                            partial_reset=False, reconfiguration_freq=1,
+                            max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
+                            video_dir=str(out_dir) if args.video else None, env_kwargs=spec.get("env_kwargs"))
     env.reset(seed=args.seed)
-    common.check_obs_compatible(ckpt, env)
-    try:
-        policy = load_policy(ckpt, env.device)
-    except (RuntimeError, KeyError, TypeError) as e:
-        raise common.UserError(f"checkpoint {args.checkpoint} does not match its script's networks: {str(e).splitlines()[0]}", code=1) from e
+    check_obs_compatible(ckpt, env)
+    policy = load_policy_checked(ckpt, env.device, args.checkpoint)
     t0 = time.time()
     name = f"eval_{Path(args.checkpoint).stem}_seed{args.seed}"
-    metrics = common.evaluate(policy, env, args.num_episodes, seed=args.seed, video_name=name if args.video else None)
+    metrics = evaluate(policy, env, args.num_episodes, seed=args.seed, video_name=name if args.video else None)
     env.close()
     metrics.update(checkpoint=str(args.checkpoint), script=ckpt["script"], env_id=spec["env_id"],
                    checkpoint_step=ckpt.get("step"), max_episode_steps=env.max_episode_steps,
-                   device=common.device_name(), wall_time_s=time.time() - t0)
+                   device=device_name(), wall_time_s=time.time() - t0)
     path = out_dir / f"{name}.json"
-    common.write_json(path, metrics)
-    common.print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
+    write_json(path, metrics)
+    print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
     print(f"wrote {path}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
     return metrics
 
 
 if __name__ == "__main__":
     with torch.no_grad():
-        common.run(main, tyro.cli(Args))
+        run(main, tyro.cli(Args))

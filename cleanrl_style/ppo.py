@@ -3,7 +3,9 @@
     python cleanrl_style/ppo.py --env-id PickCube                      # GPU: 512 envs
     python cleanrl_style/ppo.py --env-id PushCube --num-envs 4 --total-timesteps 200_000   # CPU
 
-Reads top to bottom: Args, networks (with running obs normalization), GAE, PPO loss, main loop.
+Reads top to bottom: Args, the agent (MLPs with running obs normalization), flag resolution, the
+rollout/update loop, load_policy. The target maths (GAE, bootstrap flags) are in lib/returns.py and
+the clipped objective with its minibatch epochs in lib/ppo_update.py, shared with ppo_rgb.py.
 """
 from __future__ import annotations
 
@@ -17,7 +19,15 @@ import torch.nn as nn
 import tyro
 from torch.distributions.normal import Normal
 
-from cleanrl_style import common
+from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
+from cleanrl_style.lib.fast import check_fast_flags
+from cleanrl_style.lib.nets import RunningMeanStd, tanh_mlp
+from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
+from cleanrl_style.lib.runs import (RunLogger, UserError, check_non_negative, check_positive, check_unit_interval,
+                                    resume_args, rng_state, run, seed_everything, set_rng_state)
 
 
 @dataclass
@@ -31,7 +41,7 @@ class Args:
     total_timesteps: int = 10_000_000
     """total env steps (summed over all envs)"""
     eval_freq: int = 500_000
-    """evaluate every this many env steps (0 = only at the end)"""
+    """evaluate (and write last.pt / best.pt) every this many env steps (0 = only at the end)"""
     num_eval_episodes: int = 16
     """episodes per evaluation (and for final_eval.json)"""
     seed: int = 1
@@ -80,11 +90,11 @@ class Args:
     hidden_dim: int = 256
     """MLP width"""
     compile: bool = False
-    """torch.compile the policy and the update (opt-in fast path)"""
+    """torch.compile the rollout's policy step and value function (opt-in fast path; the update stays eager)"""
     cudagraphs: bool = False
     """capture the policy step in a CUDA graph (tensordict CudaGraphModule; needs CUDA)"""
     capture_video: bool = False
-    """save an mp4 of the evaluation episodes"""
+    """save an mp4 of the first batch of final-evaluation episodes (videos/final_eval.mp4)"""
     track: bool = False
     """log to Weights & Biases (set WANDB_MODE=offline to log without a network)"""
     wandb_project: str = "maniskill-pixels"
@@ -94,50 +104,19 @@ class Args:
     runs_dir: str = "runs"
     """where run directories are created"""
     save_checkpoints: bool = True
-    """write best.pt / last.pt"""
+    """write best.pt / last.pt (last.pt carries the training state for --resume)"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its last.pt, with the flags it was started with (a
+    larger --total-timesteps extends it); metrics.csv and TensorBoard continue in place"""
 
 
 # ----------------------------------------------------------------------------- networks
-class RunningMeanStd(nn.Module):
-    """Running observation statistics (parallel-variance update); kept as buffers so they live in
-    the state dict and therefore in every checkpoint."""
-
-    def __init__(self, shape: tuple, clip: float = 10.0):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(shape))
-        self.register_buffer("var", torch.ones(shape))
-        self.register_buffer("count", torch.tensor(1e-4))
-        self.clip = clip
-
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
-        delta, tot = b_mean - self.mean, self.count + b_count
-        self.mean += delta * b_count / tot
-        self.var.copy_((self.var * self.count + b_var * b_count + delta.pow(2) * self.count * b_count / tot) / tot)
-        self.count.copy_(tot)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-self.clip, self.clip)
-
-
-def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias: float = 0.0) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, std)
-    nn.init.constant_(layer.bias, bias)
-    return layer
-
-
-def mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
-    return nn.Sequential(layer_init(nn.Linear(inp, hidden)), nn.Tanh(), layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-                         layer_init(nn.Linear(hidden, hidden)), nn.Tanh(), layer_init(nn.Linear(hidden, out), std=out_std))
-
-
 class Agent(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, hidden_dim: int = 256, norm_obs: bool = True):
         super().__init__()
         self.obs_norm = RunningMeanStd((obs_dim,)) if norm_obs else nn.Identity()
-        self.critic = mlp(obs_dim, hidden_dim, 1, out_std=1.0)
-        self.actor_mean = mlp(obs_dim, hidden_dim, action_dim, out_std=0.01 * np.sqrt(2))
+        self.critic = tanh_mlp(obs_dim, hidden_dim, 1, out_std=1.0)
+        self.actor_mean = tanh_mlp(obs_dim, hidden_dim, action_dim, out_std=0.01 * np.sqrt(2))
         self.actor_logstd = nn.Parameter(torch.full((1, action_dim), -0.5))
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
@@ -152,116 +131,62 @@ class Agent(nn.Module):
     def get_action_and_value(self, obs: torch.Tensor, action: Optional[torch.Tensor] = None):
         x = self.obs_norm(obs)
         mean = self.actor_mean(x)
-        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        # validate_args=False: the inputs are finite by construction, and validation reads them back
+        # to the host (a device sync per call, and an error inside a CUDA graph capture)
+        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp(), validate_args=False)
         if action is None:
             action = dist.sample()
         return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.critic(x).squeeze(-1)
 
 
-def load_policy(ckpt: dict, device: torch.device):
-    """Rebuild the deterministic policy from a checkpoint (used by evaluate.py)."""
-    agent = Agent(**ckpt["model_kwargs"]).to(device)
-    agent.load_state_dict(ckpt["state_dict"])
-    agent.eval()
-    return lambda obs: agent.act(obs, deterministic=True)
-
-
-# ----------------------------------------------------------------------------- GAE
-def compute_gae(rewards, values, next_values, terminated, dones, gamma: float, gae_lambda: float):
-    """Generalized advantage estimation over a (T, N) rollout.
-
-    next_values[t] is V of the observation that followed step t *in the same episode*: the next
-    rollout observation, or the value of `final_observation` where the episode ended at t.
-    terminated[t]: the episode ended in a terminal state -> no bootstrap (V = 0).
-    dones[t] = terminated | truncated: the advantage recursion is cut at episode ends; a
-    truncated step still bootstraps from V(final observation).
-    Returns (advantages, returns), both (T, N)."""
-    T = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(rewards[0])
-    for t in reversed(range(T)):
-        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t].float()) - values[t]
-        last = delta + gamma * gae_lambda * (1.0 - dones[t].float()) * last
-        advantages[t] = last
-    return advantages, advantages + values
-
-
-# ----------------------------------------------------------------------------- PPO loss
-def ppo_loss(agent: Agent, obs, actions, old_logprobs, advantages, returns, old_values, args: Args):
-    _, logprob, entropy, value = agent.get_action_and_value(obs, actions)
-    logratio = logprob - old_logprobs
-    ratio = logratio.exp()
-    with torch.no_grad():
-        approx_kl = ((ratio - 1) - logratio).mean()
-        clipfrac = ((ratio - 1.0).abs() > args.clip_coef).float().mean()
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)).mean()
-    if args.clip_vloss:
-        v_clipped = old_values + (value - old_values).clamp(-args.clip_coef, args.clip_coef)
-        v_loss = 0.5 * torch.max((value - returns) ** 2, (v_clipped - returns) ** 2).mean()
-    else:
-        v_loss = 0.5 * ((value - returns) ** 2).mean()
-    ent = entropy.mean()
-    loss = pg_loss - args.ent_coef * ent + args.vf_coef * v_loss
-    return loss, dict(policy_loss=pg_loss.detach(), value_loss=v_loss.detach(), entropy=ent.detach(),
-                      approx_kl=approx_kl, clipfrac=clipfrac)
-
-
-def ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args, minibatch_size: int,
-               net_input=lambda o: o):
-    """`args.update_epochs` epochs of clipped-PPO minibatch updates over a flattened rollout, stopping
-    early when the approximate KL exceeds `args.target_kl`. `b_obs` is anything indexable by a
-    minibatch index tensor (a tensor or a TensorDict); `net_input` turns that slice into what the
-    agent takes. Returns (loss stats of the last minibatch, explained variance of the values)."""
-    batch_size = b_adv.shape[0]
-    stop = False
-    for _ in range(args.update_epochs):
-        perm = torch.randperm(batch_size, device=b_adv.device)
-        for start in range(0, batch_size, minibatch_size):
-            mb = perm[start:start + minibatch_size]
-            loss, stats = ppo_loss(agent, net_input(b_obs[mb]), b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb],
-                                   b_val[mb], args)
-            if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
-                stop = True
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-            optimizer.step()
-        if stop:
-            break
-    var_y = b_ret.var()
-    explained_var = float("nan") if var_y == 0 else float(1 - (b_ret - b_val).var() / var_y)
-    return stats, explained_var
+# ----------------------------------------------------------------------------- flags
+def resolve_args(args: Args, backend: str) -> Args:
+    """Check every numeric flag (one line, exit 2) and write the backend-dependent defaults back
+    into args, so config.yaml and checkpoints record the values used."""
+    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "num_steps",
+                   "update_epochs", "num_minibatches", "learning_rate", "hidden_dim", "max_episode_steps",
+                   "clip_coef", "max_grad_norm", "target_kl", "reward_scale")
+    check_non_negative(args, "eval_freq", "ent_coef", "vf_coef")
+    check_unit_interval(args, "gamma")
+    check_unit_interval(args, "gae_lambda")
+    check_fast_flags(args, backend)
+    args.env_id = envs_lib.resolve_env_id(args.env_id)
+    args.num_envs = args.num_envs or (512 if backend == "gpu" else 4)
+    args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
+    args.num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches:
+        raise UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
+    return args
 
 
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    backend = common.resolve_sim_backend(args.sim_backend)
-    common.configure_torch_threads(backend)
-    num_envs = args.num_envs or (512 if backend == "gpu" else 4)
-    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
-    if args.cudagraphs and backend != "gpu":
-        raise common.UserError("--cudagraphs needs CUDA (GPU sim backend)")
-    num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
-    env_id = common.resolve_env_id(args.env_id)
+    if args.resume:
+        args, _ = resume_args(args, "ppo")
+    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    args = resolve_args(args, backend)
+    envs_lib.configure_torch_threads(backend)
+    num_envs, env_id = args.num_envs, args.env_id
     batch_size = num_envs * args.num_steps
-    if batch_size % num_minibatches:
-        raise common.UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {num_minibatches}")
-    minibatch_size = batch_size // num_minibatches
+    minibatch_size = batch_size // args.num_minibatches
     num_iterations = max(1, args.total_timesteps // batch_size)
-    common.seed_everything(args.seed)
+    seed_everything(args.seed)
+    ckpt = load_resume_checkpoint(args.resume, "ppo", envs_lib.env_device(backend)) if args.resume else None
+    start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
-    run = common.RunLogger(args, "ppo", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                           total_steps=num_iterations * batch_size, exp_name=args.exp_name)
-    envs = common.make_env(env_id, num_envs, "state", control_mode=args.control_mode, sim_backend=backend,
-                           partial_reset=args.partial_reset, max_episode_steps=args.max_episode_steps)
-    eval_envs = common.make_env(env_id, num_eval_envs, "state", control_mode=args.control_mode, sim_backend=backend,
-                                partial_reset=False, reconfiguration_freq=1, max_episode_steps=args.max_episode_steps,
-                                video_dir=run.video_dir if args.capture_video else None)
+    run_log = RunLogger(args, "ppo", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                        total_steps=num_iterations * batch_size, exp_name=args.exp_name,
+                        resume_dir=args.resume, resume_step=start_step)
+    envs = envs_lib.make_env(env_id, num_envs, "state", control_mode=args.control_mode, sim_backend=backend,
+                             partial_reset=args.partial_reset, max_episode_steps=args.max_episode_steps)
+    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, "state", control_mode=args.control_mode,
+                                  sim_backend=backend, partial_reset=False, reconfiguration_freq=1,
+                                  max_episode_steps=args.max_episode_steps,
+                                  video_dir=run_log.video_dir if args.capture_video else None)
     device = envs.device
 
-    obs, _ = envs.reset(seed=args.seed)
+    obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
     obs_dim = envs.obs_shapes["state"][0]
     model_kwargs = dict(obs_dim=obs_dim, action_dim=envs.action_dim, hidden_dim=args.hidden_dim, norm_obs=args.norm_obs)
     agent = Agent(**model_kwargs).to(device)
@@ -293,12 +218,24 @@ def main(args: Args):
     def eval_policy(o):
         return agent.act(o, deterministic=True)
 
-    evaluator = common.Evaluator(run, eval_envs, eval_policy, args, lambda: dict(
-        script="ppo", args=args, env=envs, model_kwargs=model_kwargs, state_dict=agent.state_dict()))
-    episode_stats = common.EpisodeStats()
-    global_step = 0
+    global_step, first_iteration = start_step, 1
+
+    def save(path, step, metrics, resumable):
+        train_state = dict(optimizer=optimizer.state_dict(), rng=rng_state(), global_step=step,
+                           iteration=iteration, evaluator=evaluator.state()) if resumable else None
+        save_checkpoint(path, script="ppo", args=args, env=envs, model_kwargs=model_kwargs,
+                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
+
+    evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
+    if ckpt:
+        agent.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
+        evaluator.load_state(ckpt["train_state"]["evaluator"])
+        set_rng_state(ckpt["train_state"]["rng"])
+        first_iteration = ckpt["train_state"]["iteration"] + 1
+    episode_stats = EpisodeStats()
     start = time.time()
-    for iteration in range(1, num_iterations + 1):
+    for iteration in range(first_iteration, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
         # ---- rollout
@@ -314,7 +251,7 @@ def main(args: Args):
             obs_buf[step], actions_buf[step], logprobs_buf[step], values_buf[step] = obs, action, logprob, value
             obs, reward, terminated, truncated, info = envs.step(action)
             rewards_buf[step] = reward.to(device) * args.reward_scale
-            terminated, truncated = common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done)
+            terminated, truncated = bootstrap_flags(terminated, truncated, args.bootstrap_at_done)
             terminated_buf[step], dones_buf[step] = terminated, terminated | truncated
             if "_final_info" in info:
                 done = info["_final_info"]
@@ -340,15 +277,8 @@ def main(args: Args):
         update_s = time.time() - t0
 
         # ---- logging
-        sps = global_step / (time.time() - start)
-        logs = {f"losses/{k}": v for k, v in stats.items()}
-        logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                     "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
-                     "time/env_fps": T * N / rollout_s})
-        logs.update(episode_stats.read())
-        run.log(global_step, logs)
-        run.progress(global_step, sps=f"{sps:.0f}",
-                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+        log_ppo_iteration(run_log, global_step, start_step, start, stats, explained_var, optimizer, rollout_s,
+                          update_s, T * N, episode_stats)
 
         # ---- evaluation + checkpoints (last.pt every eval, best.pt by eval success)
         agent.eval()
@@ -356,12 +286,20 @@ def main(args: Args):
 
     # ---- final evaluation of the last policy on seeds never used for checkpoint selection
     evaluator.finish(global_step)
-    run.close()
-    print(f"run dir: {run.dir}")
+    run_log.close()
+    print(f"run dir: {run_log.dir}")
     envs.close()
     eval_envs.close()
-    return run.dir
+    return run_log.dir
+
+
+def load_policy(ckpt: dict, device: torch.device):
+    """Rebuild the deterministic policy from a checkpoint (used by evaluate.py)."""
+    agent = Agent(**ckpt["model_kwargs"]).to(device)
+    agent.load_state_dict(ckpt["state_dict"])
+    agent.eval()
+    return lambda obs: agent.act(obs, deterministic=True)
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -3,9 +3,9 @@
     python cleanrl_style/ppo_rgb.py --env-id PickCube --num-envs 512 --image-size 128     # GPU
     python cleanrl_style/ppo_rgb.py --env-id PushCube --num-envs 2 --total-timesteps 20_000  # CPU smoke
 
-Same algorithm as ppo.py (GAE, clipped loss and running statistics are imported from it); this
-file adds the pixel parts: a NatureCNN encoder that sizes itself, uint8 rollout storage on the
-env's device, optional frame stacking and state fusion.
+Same algorithm as ppo.py (GAE and bootstrap flags from lib/returns.py, the clipped objective and its
+minibatch epochs from lib/ppo_update.py); this file adds the pixel parts: the agent over lib/nets.py's
+NatureCNN, uint8 rollout storage on the env's device, optional frame stacking and state fusion.
 """
 from __future__ import annotations
 
@@ -20,8 +20,15 @@ import tyro
 from tensordict import TensorDict
 from torch.distributions.normal import Normal
 
-from cleanrl_style import common
-from cleanrl_style.ppo import RunningMeanStd, compute_gae, layer_init, ppo_update
+from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
+from cleanrl_style.lib.fast import check_fast_flags
+from cleanrl_style.lib.nets import NatureCNN, RunningMeanStd, layer_init
+from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
+from cleanrl_style.lib.runs import (RunLogger, UserError, check_choice, check_non_negative, check_positive,
+                                    check_unit_interval, resume_args, rng_state, run, seed_everything, set_rng_state)
 
 
 @dataclass
@@ -35,7 +42,7 @@ class Args:
     total_timesteps: int = 10_000_000
     """total env steps (summed over all envs)"""
     eval_freq: int = 500_000
-    """evaluate every this many env steps (0 = only at the end)"""
+    """evaluate (and write last.pt / best.pt) every this many env steps (0 = only at the end)"""
     num_eval_episodes: int = 16
     """episodes per evaluation (and for final_eval.json)"""
     seed: int = 1
@@ -94,11 +101,11 @@ class Args:
     feature_dim: int = 256
     """encoder output size (image and state branch each)"""
     compile: bool = False
-    """torch.compile the policy step (opt-in fast path)"""
+    """torch.compile the rollout's policy step and value function (opt-in fast path; the update stays eager)"""
     cudagraphs: bool = False
     """capture the policy step in a CUDA graph (tensordict CudaGraphModule; needs CUDA)"""
     capture_video: bool = False
-    """save an mp4 of the final evaluation episodes"""
+    """save an mp4 of the first batch of final-evaluation episodes (videos/final_eval.mp4)"""
     track: bool = False
     """log to Weights & Biases (set WANDB_MODE=offline to log without a network)"""
     wandb_project: str = "maniskill-pixels"
@@ -108,30 +115,13 @@ class Args:
     runs_dir: str = "runs"
     """where run directories are created"""
     save_checkpoints: bool = True
-    """write best.pt / last.pt"""
+    """write best.pt / last.pt (last.pt carries the training state for --resume)"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its last.pt, with the flags it was started with (a
+    larger --total-timesteps extends it); metrics.csv and TensorBoard continue in place"""
 
 
 # ----------------------------------------------------------------------------- networks
-class NatureCNN(nn.Module):
-    """The DQN Nature conv stack; sizes its linear layer with a dummy forward, so any image size
-    >= 36x36 (square or not) works. uint8 in, float features out (the /255 happens here)."""
-
-    def __init__(self, in_channels: int, height: int, width: int, feature_dim: int = 256):
-        super().__init__()
-        if min(height, width) < 36:
-            raise common.UserError(f"NatureCNN needs images of at least 36x36 (got {height}x{width})")
-        self.convs = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n_flat = self.convs(torch.zeros(1, in_channels, height, width)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(n_flat, feature_dim), nn.ReLU())
-
-    def forward(self, rgb_uint8: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.convs(rgb_uint8.float() / 255.0))
-
-
 class Agent(nn.Module):
     def __init__(self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int,
                  feature_dim: int = 256):
@@ -164,7 +154,7 @@ class Agent(nn.Module):
     def get_action_and_value(self, obs, action: Optional[torch.Tensor] = None):
         x = self.features(obs)
         mean = self.actor_mean(x)
-        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        dist = Normal(mean, self.actor_logstd.expand_as(mean).exp(), validate_args=False)  # no host reads
         if action is None:
             action = dist.sample()
         return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.critic(x).squeeze(-1)
@@ -179,19 +169,24 @@ class FrameStack:
         self.stack: Optional[torch.Tensor] = None
 
     def reset(self, obs: dict) -> dict:
+        if self.k == 1:  # identity: no copies
+            return obs
         self.stack = obs["rgb"].repeat(1, self.k, 1, 1)
         return {"rgb": self.stack, "state": obs["state"]}
 
     def peek(self, rgb: torch.Tensor) -> torch.Tensor:
         """What the stack would be after appending `rgb` (for final observations)."""
+        if self.k == 1:
+            return rgb
         c = rgb.shape[1]
         return torch.cat([self.stack[:, c:], rgb], dim=1)
 
     def step(self, obs: dict, new_episode: torch.Tensor) -> dict:
+        if self.k == 1:
+            return obs
         rgb = obs["rgb"]
-        stack = self.peek(rgb)
-        if new_episode.any():
-            stack[new_episode] = rgb[new_episode].repeat(1, self.k, 1, 1)
+        # episode starts get k copies of their first frame (torch.where: no masked indexing, no sync)
+        stack = torch.where(new_episode[:, None, None, None], rgb.repeat(1, self.k, 1, 1), self.peek(rgb))
         self.stack = stack
         return {"rgb": stack, "state": obs["state"]}
 
@@ -213,46 +208,61 @@ def make_policy(agent: Agent, frame_stack: int, include_state: bool):
     return policy
 
 
-def load_policy(ckpt: dict, device: torch.device):
-    """Rebuild the deterministic policy from a checkpoint (used by evaluate.py)."""
-    agent = Agent(**ckpt["model_kwargs"]).to(device)
-    agent.load_state_dict(ckpt["state_dict"])
-    agent.eval()
-    return make_policy(agent, ckpt["args"].get("frame_stack", 1), ckpt["args"].get("include_state", True))
+# ----------------------------------------------------------------------------- flags
+def resolve_args(args: Args, backend: str) -> Args:
+    """Check every numeric flag (one line, exit 2) and write the backend-dependent defaults back
+    into args, so config.yaml and checkpoints record the values used."""
+    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "image_size",
+                   "image_height", "image_width", "frame_stack", "num_steps", "update_epochs", "num_minibatches",
+                   "learning_rate", "feature_dim", "max_episode_steps", "clip_coef", "max_grad_norm", "target_kl",
+                   "reward_scale")
+    check_non_negative(args, "eval_freq", "ent_coef", "vf_coef")
+    check_unit_interval(args, "gamma")
+    check_unit_interval(args, "gae_lambda")
+    check_choice("obs-mode", args.obs_mode, ("rgb", "rgbd"))
+    check_fast_flags(args, backend)
+    args.env_id = envs_lib.resolve_env_id(args.env_id)
+    args.num_envs = args.num_envs or (512 if backend == "gpu" else 2)
+    args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
+    args.num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
+    args.image_height = args.image_height or args.image_size
+    args.image_width = args.image_width or args.image_size
+    if min(args.image_height, args.image_width) < 36:
+        raise UserError(f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})")
+    batch_size = args.num_envs * args.num_steps
+    if batch_size % args.num_minibatches:
+        raise UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
+    return args
 
 
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    backend = common.resolve_sim_backend(args.sim_backend)
-    common.configure_torch_threads(backend)
-    num_envs = args.num_envs or (512 if backend == "gpu" else 2)
-    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
-    if args.obs_mode not in ("rgb", "rgbd"):
-        raise common.UserError(f"ppo_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use ppo.py for state")
-    if args.cudagraphs and backend != "gpu":
-        raise common.UserError("--cudagraphs needs CUDA (GPU sim backend)")
-    if args.frame_stack < 1:
-        raise common.UserError("--frame-stack must be >= 1")
-    num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
-    env_id = common.resolve_env_id(args.env_id)
+    if args.resume:
+        args, _ = resume_args(args, "ppo_rgb")
+    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    args = resolve_args(args, backend)
+    envs_lib.configure_torch_threads(backend)
+    num_envs, env_id = args.num_envs, args.env_id
     batch_size = num_envs * args.num_steps
-    if batch_size % num_minibatches:
-        raise common.UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {num_minibatches}")
-    minibatch_size = batch_size // num_minibatches
+    minibatch_size = batch_size // args.num_minibatches
     num_iterations = max(1, args.total_timesteps // batch_size)
-    height, width = args.image_height or args.image_size, args.image_width or args.image_size
-    common.seed_everything(args.seed)
+    height, width = args.image_height, args.image_width
+    seed_everything(args.seed)
+    ckpt = load_resume_checkpoint(args.resume, "ppo_rgb", envs_lib.env_device(backend)) if args.resume else None
+    start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
-    run = common.RunLogger(args, "ppo_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                           total_steps=num_iterations * batch_size, exp_name=args.exp_name)
+    run_log = RunLogger(args, "ppo_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                        total_steps=num_iterations * batch_size, exp_name=args.exp_name,
+                        resume_dir=args.resume, resume_step=start_step)
     env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
                   max_episode_steps=args.max_episode_steps)
-    envs = common.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
-    eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, partial_reset=False, reconfiguration_freq=1,
-                                video_dir=run.video_dir if args.capture_video else None, **env_kw)
+    envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
+    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, partial_reset=False,
+                                  reconfiguration_freq=1, video_dir=run_log.video_dir if args.capture_video else None,
+                                  **env_kw)
     device = envs.device
 
-    obs, _ = envs.reset(seed=args.seed)
+    obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
     stacker = FrameStack(args.frame_stack)
     obs = stacker.reset(obs)
     C = obs["rgb"].shape[1]
@@ -283,19 +293,31 @@ def main(args: Args):
           f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb * 1e3:.1f} MB")
 
     eval_policy = make_policy(agent, args.frame_stack, args.include_state)
+    global_step, first_iteration = start_step, 1
 
-    evaluator = common.Evaluator(run, eval_envs, eval_policy, args, lambda: dict(
-        script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs, state_dict=agent.state_dict()))
-    episode_stats = common.EpisodeStats()
+    def save(path, step, metrics, resumable):
+        train_state = dict(optimizer=optimizer.state_dict(), rng=rng_state(), global_step=step,
+                           iteration=iteration, evaluator=evaluator.state()) if resumable else None
+        save_checkpoint(path, script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs,
+                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
+
+    evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
+    if ckpt:
+        agent.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
+        evaluator.load_state(ckpt["train_state"]["evaluator"])
+        set_rng_state(ckpt["train_state"]["rng"])
+        first_iteration = ckpt["train_state"]["iteration"] + 1
+    episode_stats = EpisodeStats()
 
     def net_input(o):
         return o if args.include_state else {"rgb": o["rgb"]}
 
-    global_step = 0
     start = time.time()
-    for iteration in range(1, num_iterations + 1):
+    for iteration in range(first_iteration, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
+        # ---- rollout
         agent.eval()
         t0 = time.time()
         final_values.zero_()
@@ -318,16 +340,18 @@ def main(args: Args):
             episode_stats.add(info)
             obs = stacker.step(raw_obs, done)
             rewards_buf[step] = reward * args.reward_scale
-            terminated_buf[step] = common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done)[0]
+            terminated_buf[step] = bootstrap_flags(terminated, truncated, args.bootstrap_at_done)[0]
             dones_buf[step] = done
         rollout_s = time.time() - t0
 
+        # ---- advantages (bootstrap from V(final obs) at truncation, 0 at termination)
         with torch.no_grad():
             next_values = torch.cat([values_buf[1:], value_fn(net_input(obs))[None]], 0)
             next_values = torch.where(dones_buf, final_values, next_values)
             advantages, returns = compute_gae(rewards_buf, values_buf, next_values, terminated_buf, dones_buf,
                                               args.gamma, args.gae_lambda)
 
+        # ---- update
         agent.train()
         t0 = time.time()
         b_obs = obs_buf.reshape(-1)
@@ -337,26 +361,27 @@ def main(args: Args):
                                           minibatch_size, lambda o: net_input({"rgb": o["rgb"], "state": o["state"]}))
         update_s = time.time() - t0
 
-        sps = global_step / (time.time() - start)
-        logs = {f"losses/{k}": v for k, v in stats.items()}
-        logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                     "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
-                     "time/env_fps": T * N / rollout_s})
-        logs.update(episode_stats.read())
-        run.log(global_step, logs)
-        run.progress(global_step, sps=f"{sps:.0f}",
-                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
-
+        # ---- logging, evaluation + checkpoints
+        log_ppo_iteration(run_log, global_step, start_step, start, stats, explained_var, optimizer, rollout_s,
+                          update_s, T * N, episode_stats)
         agent.eval()
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
     evaluator.finish(global_step)
-    run.close()
-    print(f"run dir: {run.dir}")
+    run_log.close()
+    print(f"run dir: {run_log.dir}")
     envs.close()
     eval_envs.close()
-    return run.dir
+    return run_log.dir
+
+
+def load_policy(ckpt: dict, device: torch.device):
+    """Rebuild the deterministic policy from a checkpoint (used by evaluate.py)."""
+    agent = Agent(**ckpt["model_kwargs"]).to(device)
+    agent.load_state_dict(ckpt["state_dict"])
+    agent.eval()
+    return make_policy(agent, ckpt["args"].get("frame_stack", 1), ckpt["args"].get("include_state", True))
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -4,20 +4,26 @@ the device, CleanRL style. Docs: docs/sac.md
     python cleanrl_style/sac_rgb.py --env-id PickCube --num-envs 512                   # GPU
     python cleanrl_style/sac_rgb.py --env-id PushCube --num-envs 1 --total-timesteps 2_000   # CPU smoke
 
-Same algorithm as sac.py (the replay buffer, the TD targets, the actor head and the memory check
-are imported from it); this file adds the pixel parts, following DrQ-v2:
+Same algorithm as sac.py, over the same lib modules (the replay buffer and the memory check in
+lib/replay.py, the TD targets in lib/returns.py, the actor head and the critic ensemble in
+lib/nets.py); this file adds the pixel parts, following DrQ-v2:
   * images stay uint8 on the env's device from the renderer to the replay buffer; `/255` happens
     inside the encoder;
-  * every sampled batch gets a fresh per-sample augmentation of obs and next_obs (cleanrl_style/
-    augment.py: random shift, optionally colour jitter);
+  * every sampled batch gets a fresh per-sample augmentation of obs and next_obs (lib/augment.py:
+    random shift, optionally colour jitter);
   * one NatureCNN encoder shared by actor and critics learns only through the critic loss; the
     actor sees detached features.
+
+Resuming (`--resume RUN_DIR`) works as in sac.py: last.pt carries the critics, the optimizers, the
+temperature, the RNG states and the counters; the replay buffer only with `--save-replay`.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal, Optional
 
 import torch
@@ -25,12 +31,17 @@ import torch.nn as nn
 import tyro
 from tensordict import TensorDict
 
-from cleanrl_style import common
-from cleanrl_style.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
-from cleanrl_style.ppo_rgb import NatureCNN
-from cleanrl_style.sac import (Actor, QEnsemble, QNetwork, ReplayBuffer, check_memory, check_sac_args,
-                               eval_env_bytes, final_obs_gap, maybe_fast, measure_free, resolve_buffer_device,
-                               set_torch_threads, soft_td_target)
+from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
+from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
+from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
+from cleanrl_style.lib.nets import Actor, PixelEncoder, QEnsemble, QNetwork
+from cleanrl_style.lib.replay import (ReplayBuffer, check_memory, eval_env_bytes, final_obs_gap, measure_free,
+                                      resolve_buffer_device)
+from cleanrl_style.lib.returns import bootstrap_flags, soft_td_target
+from cleanrl_style.lib.runs import (RunLogger, UserError, check_choice, check_non_negative, check_positive,
+                                    check_unit_interval, resume_args, rng_state, run, seed_everything, set_rng_state)
 
 
 @dataclass
@@ -44,7 +55,7 @@ class Args:
     total_timesteps: int = 1_000_000
     """total env steps (summed over all envs)"""
     eval_freq: int = 100_000
-    """evaluate every this many env steps (0 = only at the end)"""
+    """evaluate (and write last.pt / best.pt) every this many env steps (0 = only at the end)"""
     num_eval_episodes: int = 16
     """episodes per evaluation (and for final_eval.json)"""
     seed: int = 1
@@ -78,7 +89,8 @@ class Args:
     batch_size: int = 512
     """transitions per gradient step"""
     learning_starts: int = 4_000
-    """env steps of uniform random actions before the first gradient step"""
+    """env steps of uniform random actions before the first gradient step (after a --resume without
+    a saved buffer: env steps of the current policy that refill the buffer before updates resume)"""
     utd: float = 0.25
     """gradient steps per env step (update-to-data ratio); fractions carry over between iterations"""
     gamma: float = 0.8
@@ -122,7 +134,7 @@ class Args:
     cudagraphs: bool = False
     """capture the update functions and the rollout policy in CUDA graphs (tensordict CudaGraphModule; needs CUDA)"""
     capture_video: bool = False
-    """save an mp4 of the final evaluation episodes"""
+    """save an mp4 of the first batch of final-evaluation episodes (videos/final_eval.mp4)"""
     track: bool = False
     """log to Weights & Biases (set WANDB_MODE=offline to log without a network)"""
     wandb_project: str = "maniskill-pixels"
@@ -132,25 +144,16 @@ class Args:
     runs_dir: str = "runs"
     """where run directories are created"""
     save_checkpoints: bool = True
-    """write best.pt / last.pt"""
+    """write best.pt / last.pt (last.pt carries the training state for --resume)"""
+    save_replay: bool = False
+    """also write the replay buffer to replay.pt next to last.pt at every evaluation, so --resume
+    continues with it; without it a resumed run refills the buffer from fresh interaction"""
+    resume: Optional[str] = None
+    """continue the run in this run directory from its last.pt, with the flags it was started with (a
+    larger --total-timesteps extends it); metrics.csv and TensorBoard continue in place"""
 
 
 # ----------------------------------------------------------------------------- networks
-class PixelEncoder(nn.Module):
-    """NatureCNN features of the uint8 image (any size >= 36x36, square or not), concatenated
-    with the raw proprioceptive state when state_dim > 0."""
-
-    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, feature_dim: int = 256):
-        super().__init__()
-        self.cnn = NatureCNN(in_channels, height, width, feature_dim)
-        self.state_dim = state_dim
-        self.out_dim = feature_dim + state_dim
-
-    def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        x = self.cnn(rgb)
-        return torch.cat([x, state], dim=-1) if self.state_dim else x
-
-
 class PixelPolicy(nn.Module):
     """Encoder + tanh-Gaussian actor head: everything a checkpoint needs to act. The critic heads
     live outside (QEnsemble) and share this encoder."""
@@ -170,7 +173,7 @@ class PixelPolicy(nn.Module):
 
 def rgb_channel_count(obs_mode: str, channels: int) -> int:
     """RGB channels of an obs["rgb"] tensor: all of them for rgb; 3 per camera for rgbd, whose
-    layout is [rgb of every camera, then one depth channel per camera] (common._PixelObs)."""
+    layout is [rgb of every camera, then one depth channel per camera] (lib/envs.PixelObs)."""
     return channels if obs_mode == "rgb" else 3 * (channels // 4)
 
 
@@ -183,11 +186,41 @@ def training_bytes(batch: int, channels: int, height: int, width: int) -> int:
     return 2 * batch * (channels * height * width * 6 + act * 4 * 3) + 256 * 2**20
 
 
+# ----------------------------------------------------------------------------- flags
+def resolve_args(args: Args, backend: str) -> Args:
+    """Check every numeric and choice flag (one line, exit 2) and write the backend-dependent defaults
+    and the image size back into args, so config.yaml and checkpoints record the values used."""
+    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "buffer_size",
+                   "batch_size", "utd", "n_step", "policy_frequency", "target_network_frequency", "log_freq",
+                   "feature_dim", "hidden_dim", "max_episode_steps", "torch_threads", "policy_lr", "q_lr",
+                   "alpha_lr", "alpha", "image_size", "image_height", "image_width")
+    check_non_negative(args, "learning_starts", "eval_freq", "aug_pad")
+    check_unit_interval(args, "tau", low_open=True)
+    check_unit_interval(args, "gamma")
+    if args.obs_mode not in ("rgb", "rgbd"):
+        raise UserError(f"sac_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use sac.py for state")
+    check_choice("aug", args.aug, AUG_CHOICES)
+    check_choice("dr", args.dr, DR_LEVELS)
+    args.image_height, args.image_width = args.image_height or args.image_size, args.image_width or args.image_size
+    if min(args.image_height, args.image_width) < 36:
+        raise UserError(f"the NatureCNN encoder needs images of at least 36x36 "
+                        f"(got {args.image_height}x{args.image_width})")
+    check_fast_flags(args, backend)
+    resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
+    args.env_id = envs_lib.resolve_env_id(args.env_id)
+    args.num_envs = args.num_envs or (512 if backend == "gpu" else 1)
+    args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 1)
+    args.buffer_size = args.buffer_size or (1_000_000 if backend == "gpu" else 100_000)
+    return args
+
+
 # ----------------------------------------------------------------------------- updates
-def make_updates(policy: PixelPolicy, qnets: QEnsemble, args, action_dim: int, device: torch.device):
+def make_updates(policy: PixelPolicy, qnets: QEnsemble, args, action_dim: int, device: torch.device) -> SimpleNamespace:
     """DrQ-v2-style SAC updates on an already augmented batch (TensorDict in, TensorDict out):
     the critic loss trains the encoder; the actor update takes the detached features the critic
-    update computed ("feat"), so no gradient from the actor reaches the encoder."""
+    update computed ("feat"), so no gradient from the actor reaches the encoder. Returns a
+    namespace: critic, actor (the two steps), optimizers {q, actor, alpha}, log_alpha and alpha
+    (exp(log_alpha), updated in place) -- what a resumable checkpoint saves and restores."""
     capturable = args.cudagraphs and not args.compile
     encoder, actor = policy.encoder, policy.actor
     q_optimizer = torch.optim.Adam(list(encoder.parameters()) + qnets.parameters(), lr=args.q_lr, capturable=capturable)
@@ -230,46 +263,30 @@ def make_updates(policy: PixelPolicy, qnets: QEnsemble, args, action_dim: int, d
             alpha.copy_(log_alpha.detach().exp())
         return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
 
-    return update_critic, update_actor
-
-
-def load_policy(ckpt: dict, device: torch.device):
-    """Rebuild the deterministic policy (tanh of the Gaussian mean) from a checkpoint (evaluate.py)."""
-    policy = PixelPolicy(**ckpt["model_kwargs"]).to(device)
-    policy.load_state_dict(ckpt["state_dict"])
-    policy.eval()
-    return policy.deterministic
+    return SimpleNamespace(critic=update_critic, actor=update_actor, log_alpha=log_alpha, alpha=alpha,
+                           optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer))
 
 
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    backend = common.resolve_sim_backend(args.sim_backend)
-    check_sac_args(args, backend)
-    if args.obs_mode not in ("rgb", "rgbd"):
-        raise common.UserError(f"sac_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use sac.py for state")
-    if args.aug not in AUG_CHOICES:
-        raise common.UserError(f"--aug must be one of {', '.join(AUG_CHOICES)} (got '{args.aug}')")
-    if args.dr not in DR_LEVELS:
-        raise common.UserError(f"--dr must be one of {', '.join(DR_LEVELS)} (got '{args.dr}')")
-    if args.aug_pad < 0:
-        raise common.UserError(f"--aug-pad must be >= 0 (got {args.aug_pad})")
-    num_envs = args.num_envs or (512 if backend == "gpu" else 1)
-    num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 1)
-    buffer_size = args.buffer_size or (1_000_000 if backend == "gpu" else 100_000)
-    env_id = common.resolve_env_id(args.env_id)
+    if args.resume:
+        args, _ = resume_args(args, "sac_rgb")
+    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    args = resolve_args(args, backend)
+    args.torch_threads = envs_lib.configure_torch_threads(backend, args.torch_threads)
+    num_envs, env_id, buffer_size = args.num_envs, args.env_id, args.buffer_size
+    height, width = args.image_height, args.image_width
     num_iterations = max(1, args.total_timesteps // num_envs)
-    height, width = args.image_height or args.image_size, args.image_width or args.image_size
-    if min(height, width) < 36:
-        raise common.UserError(f"the NatureCNN encoder needs images of at least 36x36 (got {height}x{width})")
-    set_torch_threads(args.torch_threads, backend)
-    common.seed_everything(args.seed)
+    seed_everything(args.seed)
+    env_device = envs_lib.env_device(backend)
+    ckpt = load_resume_checkpoint(args.resume, "sac_rgb", env_device) if args.resume else None
+    start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
     env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
                   max_episode_steps=args.max_episode_steps)
-    env_device = torch.device("cuda", torch.cuda.current_device()) if backend == "gpu" else torch.device("cpu")
     free_before = measure_free(env_device)
-    envs = common.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
-    obs, _ = envs.reset(seed=args.seed)
+    envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
+    obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
     device = envs.device
     env_bytes = max(0, free_before - measure_free(env_device))
     buffer_device = resolve_buffer_device(args.buffer_device, device)
@@ -281,14 +298,16 @@ def main(args: Args):
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
     check_memory([("replay buffer", buffer_bytes, buffer_device),
-                  ("eval envs", eval_env_bytes(env_bytes, num_eval_envs, num_envs, env_device), env_device),
+                  ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
                   ("training", training_bytes(args.batch_size, C, height, width), device)],
                  env_bytes, buffer_size, buffer_bytes / buffer_size)
 
-    run = common.RunLogger(args, "sac_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                           total_steps=num_iterations * num_envs, exp_name=args.exp_name)
-    eval_envs = common.make_env(env_id, num_eval_envs, args.obs_mode, partial_reset=False, reconfiguration_freq=1,
-                                video_dir=run.video_dir if args.capture_video else None, **env_kw)
+    run_log = RunLogger(args, "sac_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
+                        total_steps=num_iterations * num_envs, exp_name=args.exp_name,
+                        resume_dir=args.resume, resume_step=start_step)
+    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, partial_reset=False,
+                                  reconfiguration_freq=1, video_dir=run_log.video_dir if args.capture_video else None,
+                                  **env_kw)
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
     model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim, action_dim=action_dim,
@@ -297,8 +316,8 @@ def main(args: Args):
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
     feat_dim = policy.encoder.out_dim
     qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), 2, device)
-    update_critic, update_actor = make_updates(policy, qnets, args, action_dim, device)
-    update_critic, update_actor = maybe_fast(update_critic, args), maybe_fast(update_actor, args)
+    upd = make_updates(policy, qnets, args, action_dim, device)
+    update_critic, update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
     explore = maybe_fast(policy.explore, args, tensordict_io=False)
     rgb_channels = rgb_channel_count(args.obs_mode, C)
     augment = Augmentation(args.aug, pad=args.aug_pad, rgb_channels=rgb_channels)
@@ -306,10 +325,7 @@ def main(args: Args):
     print(f"sac_rgb: {env_id} backend={backend} device={device} num_envs={num_envs} image={C}x{height}x{width} "
           f"state_dim={state_dim} action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs, "
           f"uint8) on {buffer_device} batch={args.batch_size} utd={args.utd} n_step={args.n_step} aug={args.aug} "
-          f"dr={args.dr} iterations={num_iterations} torch_threads={torch.get_num_threads()}", flush=True)
-
-    evaluator = common.Evaluator(run, eval_envs, policy.deterministic, args, lambda: dict(
-        script="sac_rgb", args=args, env=envs, model_kwargs=model_kwargs, state_dict=policy.state_dict()))
+          f"dr={args.dr} iterations={num_iterations} torch_threads={args.torch_threads}", flush=True)
 
     def randomize(o: dict) -> dict:
         return o if args.dr == "off" else {"rgb": dr(o["rgb"]), "state": o["state"]}
@@ -318,18 +334,49 @@ def main(args: Args):
         return o["state"] if state_dim else o["state"][:, :0]
 
     obs = randomize(obs)
-    global_step, last_log_step = 0, 0
-    num_updates, grad_budget = 0, 0.0
+    replay_path = run_log.dir / "replay.pt"
+    global_step, num_updates, grad_budget = start_step, 0, 0.0
+
+    def save(path, step, metrics, resumable):
+        train_state = None
+        if resumable:
+            if args.save_replay:
+                # written before last.pt: a kill in between leaves a buffer one evaluation newer than
+                # last.pt, whose transitions off-policy learning can use as they are
+                rb.save(replay_path, obs)
+            train_state = dict(qnets=qnets.state_dict(), log_alpha=upd.log_alpha.detach().clone(),
+                               optimizers={k: o.state_dict() for k, o in upd.optimizers.items()}, rng=rng_state(),
+                               global_step=step, num_updates=num_updates, grad_budget=grad_budget,
+                               evaluator=evaluator.state())
+        save_checkpoint(path, script="sac_rgb", args=args, env=envs, model_kwargs=model_kwargs,
+                        state_dict=policy.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
+
+    evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
+    updates_from = args.learning_starts  # no gradient step until global_step exceeds this
+    if ckpt:
+        ts = ckpt["train_state"]
+        policy.load_state_dict(ckpt["state_dict"])  # the encoder too, which the critics share
+        _restore_learner(upd, qnets, ts)
+        evaluator.load_state(ts["evaluator"])
+        num_updates, grad_budget = ts["num_updates"], ts["grad_budget"]
+        if not _load_replay(rb, replay_path, args.save_replay):
+            updates_from = start_step + args.learning_starts
+        set_rng_state(ts["rng"])
+
+    last_log_step = start_step
     critic_logs: Optional[TensorDict] = None
     actor_logs: Optional[TensorDict] = None
-    stats = common.EpisodeStats()
+    stats = EpisodeStats()
     rollout_s = update_s = 0.0
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     start = time.time()
-    for iteration in range(1, num_iterations + 1):
+    for iteration in range(start_step // num_envs + 1, num_iterations + 1):
         global_step += num_envs
         log_now = global_step - last_log_step >= args.log_freq or iteration == num_iterations
         t0 = time.time()
         with torch.no_grad():
+            # uniform random actions only in a run's first --learning-starts steps: a run resumed later
+            # than that acts with its policy, also while it refills an unsaved buffer
             if global_step <= args.learning_starts:
                 action = envs.sample_actions()
             else:
@@ -341,16 +388,15 @@ def main(args: Args):
             final = randomize(final)  # the finished episode's randomization, before it is resampled
         dr.resample(terminated | truncated)
         next_obs = randomize(next_obs)
-        rb.add_step(action, reward, *common.bootstrap_flags(terminated, truncated, args.bootstrap_at_done), final)
+        rb.add_step(action, reward, *bootstrap_flags(terminated, truncated, args.bootstrap_at_done), final)
         stats.add(info)
         obs = next_obs
         rollout_s += time.time() - t0
 
-        if global_step > args.learning_starts and rb.num_transitions > 0:
+        if global_step > updates_from and rb.num_transitions > 0:
             grad_budget += args.utd * num_envs
             n_updates, grad_budget = int(grad_budget), grad_budget - int(grad_budget)
-            if log_now and device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()  # the rollout's queued device work belongs to rollout_s, not to update_s
             t0 = time.time()
             for _ in range(n_updates):
                 batch = rb.sample(args.batch_size).to(device, non_blocking=True)
@@ -361,8 +407,7 @@ def main(args: Args):
                     actor_logs = update_actor(critic_logs)
                 if num_updates % args.target_network_frequency == 0:
                     qnets.update_target(args.tau)
-            if log_now and device.type == "cuda":
-                torch.cuda.synchronize()
+            sync()
             update_s += time.time() - t0
 
         if log_now:
@@ -371,24 +416,55 @@ def main(args: Args):
             for td in (critic_logs, actor_logs):
                 if td is not None:
                     logs.update({f"losses/{k}": float(v) for k, v in td.items() if k != "feat"})
-            logs.update({"time/sps": global_step / (time.time() - start), "time/update_s": update_s / iters,
-                         "time/rollout_s": rollout_s / iters,
+            logs.update({"time/sps": (global_step - start_step) / (time.time() - start),
+                         "time/update_s": update_s / iters, "time/rollout_s": rollout_s / iters,
                          "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
-                         "charts/buffer_transitions": rb.num_transitions})
-            run.log(global_step, logs)
-            run.progress(global_step, sps=f"{logs['time/sps']:.0f}",
-                         **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+                         "charts/buffer_transitions": rb.num_transitions, "charts/num_updates": num_updates})
+            run_log.log(global_step, logs)
+            run_log.progress(global_step, sps=f"{logs['time/sps']:.0f}",
+                             **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
             last_log_step, rollout_s, update_s = global_step, 0.0, 0.0
 
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
     evaluator.finish(global_step)
-    run.close()
-    print(f"run dir: {run.dir}")
+    run_log.close()
+    print(f"run dir: {run_log.dir}")
     envs.close()
     eval_envs.close()
-    return run.dir
+    return run_log.dir
+
+
+# ----------------------------------------------------------------------------- resume helpers
+def _load_replay(rb: ReplayBuffer, path: Path, save_replay: bool) -> bool:
+    """Refill `rb` from replay.pt when the run saved one (--save-replay); prints what happens."""
+    if save_replay and path.is_file():
+        rb.load(path)
+        print(f"resume: replay buffer loaded from {path} ({rb.num_transitions:,} transitions)", flush=True)
+        return True
+    print("resume: replay buffer refilled from fresh interaction with the current policy "
+          "(--learning-starts env steps before updates resume)", flush=True)
+    return False
+
+
+def _restore_learner(upd: SimpleNamespace, qnets: QEnsemble, train_state: dict) -> None:
+    """Critics (with targets), the optimizers and the temperature from last.pt's train_state. The
+    tensors are copied in place, so the optimizers and any compiled/captured update see them."""
+    qnets.load_state_dict(train_state["qnets"])
+    for k, opt in upd.optimizers.items():
+        opt.load_state_dict(train_state["optimizers"][k])
+    with torch.no_grad():
+        upd.log_alpha.copy_(train_state["log_alpha"])
+        upd.alpha.copy_(upd.log_alpha.exp())
+
+
+def load_policy(ckpt: dict, device: torch.device):
+    """Rebuild the deterministic policy (tanh of the Gaussian mean) from a checkpoint (evaluate.py)."""
+    policy = PixelPolicy(**ckpt["model_kwargs"]).to(device)
+    policy.load_state_dict(ckpt["state_dict"])
+    policy.eval()
+    return policy.deterministic
 
 
 if __name__ == "__main__":
-    common.run(main, tyro.cli(Args))
+    run(main, tyro.cli(Args))

@@ -12,15 +12,16 @@ import sys
 import pytest
 import torch
 
-from cleanrl_style import common
+from cleanrl_style.lib.envs import make_env
+from cleanrl_style.lib.runs import REPO_ROOT
 
-REPO_ROOT = common.REPO_ROOT
+REPO_ROOT = REPO_ROOT
 SHORT_STEPS = 5  # max_episode_steps of the "short" envs
 
 
 def _make(*args, **kwargs):
     kwargs.setdefault("sim_backend", "cpu")
-    return common.make_env(*args, **kwargs)
+    return make_env(*args, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cleanrl_style import augment as A
+from bench.aug_throughput import random_shift_grid_sample, random_shift_kornia
+from cleanrl_style.lib import augment as A
 
 
 def _images(b=8, c=3, h=40, w=56, seed=0):
@@ -74,10 +75,10 @@ def test_grid_sample_and_kornia_shifts_agree_with_the_gather_shift():
     x = _images(6, 6, 20, 28)
     shifts = A.sample_shifts(6, 3, "cpu", torch.Generator().manual_seed(5))
     ref = A.shift_images(x, shifts)
-    assert torch.equal(A.random_shift_grid_sample(x, 3, torch.Generator().manual_seed(5)), ref)
+    assert torch.equal(random_shift_grid_sample(x, 3, torch.Generator().manual_seed(5)), ref)
     # kornia draws its own offsets: each of its outputs must be one of the 7x7 possible shifts
     torch.manual_seed(0)
-    k = A.random_shift_kornia(x, 3)
+    k = random_shift_kornia(x, 3)
     assert k.shape == x.shape and k.dtype == torch.uint8
     offsets = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
     for i in range(6):

@@ -2,8 +2,14 @@
 collect -> convert -> train -> evaluate pipeline end to end on 2 demos, and bad demo files."""
 from __future__ import annotations
 
+import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import h5py
 import numpy as np
@@ -11,7 +17,11 @@ import pytest
 import torch
 import yaml
 
-from cleanrl_style import bc, common
+from cleanrl_style import bc
+from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
+from cleanrl_style.lib.demos import load_demos, read_demo_info
+from cleanrl_style.lib.nets import Actor
+from cleanrl_style.lib.runs import REPO_ROOT, UserError
 from conftest import assert_one_error_line, run_script
 
 
@@ -102,13 +112,11 @@ def test_keep_index_drops_named_parts_and_rejects_unknown_names():
     layout = [("agent/qpos", 2), ("agent/qvel", 2), ("extra/goal_pos", 3)]
     assert bc.keep_index(layout, ["agent/qvel"]).tolist() == [0, 1, 4, 5, 6]
     assert bc.keep_index(layout, []).tolist() == list(range(7))
-    with pytest.raises(common.UserError, match="agent/qacc"):
+    with pytest.raises(UserError, match="agent/qacc"):
         bc.keep_index(layout, ["agent/qacc"])
 
 
 def test_gaussian_head_is_sacs_actor():
-    from cleanrl_style.sac import Actor
-
     m = bc.BCPolicy(state_dim=10, action_dim=4, head="gaussian", chunk_size=1, hidden_dim=256)
     ref = Actor(10, 4, 256)
     assert {k: v.shape for k, v in m.actor.state_dict().items()} == {k: v.shape for k, v in ref.state_dict().items()}
@@ -159,9 +167,9 @@ def test_keypoint_policy_checkpoint_round_trip(tmp_path):
     policy = bc.build_policy(kwargs, args, torch.device("cpu"))
     assert isinstance(policy.model.encoder, bc.KeypointEncoder)
     policy.norm.load_state_dict(bc.Normalizer.fit(torch.arange(6), torch.randn(50, 6), torch.randn(50, 4)).state_dict())
-    common.save_checkpoint(tmp_path / "k.pt", script="bc", args=args, env={}, model_kwargs=kwargs,
-                           state_dict=policy.state_dict(), step=0)
-    again = bc.load_policy(common.load_checkpoint(tmp_path / "k.pt"), torch.device("cpu"))
+    save_checkpoint(tmp_path / "k.pt", script="bc", args=args, env={}, model_kwargs=kwargs,
+                    state_dict=policy.state_dict(), step=0)
+    again = bc.load_policy(load_checkpoint(tmp_path / "k.pt"), torch.device("cpu"))
     obs = dict(state=torch.randn(2, 6), rgb=torch.randint(0, 255, (2, 3, 48, 64), dtype=torch.uint8))
     policy.eval()
     torch.testing.assert_close(policy(obs), again(obs))
@@ -200,7 +208,7 @@ def test_collect_writes_maniskill_trajectories_readable_by_its_loader(demos):
 def test_load_demos_shapes_and_episode_bookkeeping(demos):
     out, _ = demos
     conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
-    data = bc.load_demos(str(conv), "state", None)
+    data = load_demos(str(conv), "state", None)
     S, F = len(data["actions"]), len(data["state"])
     assert data["num_demos"] == 2 and F == S + 2 and S == sum(data["lengths"])
     assert data["state"].dtype == torch.float32 and data["actions"].shape[1] == 4
@@ -213,15 +221,15 @@ def test_aux_target_is_the_cube_position_the_state_reports(demos, state_env):
     obj_pose the env puts in its state observation; an unknown actor is one clear error."""
     out, _ = demos
     conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
-    data = bc.load_demos(str(conv), "state", None, aux_actor="cube")
+    data = load_demos(str(conv), "state", None, aux_actor="cube")
     assert data["aux"].shape == (len(data["state"]), 3) and data["aux"].dtype == torch.float32
     state_env.reset(seed=0)
     layout = state_env.state_layout()
     names = [n for n, _ in layout]
     start = sum(size for _, size in layout[:names.index("extra/obj_pose")])
     torch.testing.assert_close(data["aux"], data["state"][:, start:start + 3])
-    with pytest.raises(common.UserError, match="--aux-actor 'box' is not in .* cube"):
-        bc.load_demos(str(conv), "state", None, aux_actor="box")
+    with pytest.raises(UserError, match="--aux-actor 'box' is not in .* cube"):
+        load_demos(str(conv), "state", None, aux_actor="box")
 
 
 @pytest.fixture(scope="module")
@@ -244,9 +252,9 @@ def test_bc_smoke_run_artifacts_and_normalization_in_checkpoint(bc_run):
     final = json.loads((run_dir / "final_eval.json").read_text())
     assert final["episodes"] == 2 and final["num_demos"] == 2
     assert all(s >= 2_000_001 for s in final["seeds"])  # never a demo seed
-    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "bc" and ckpt["env"]["control_mode"] == "pd_ee_delta_pos"
-    data = bc.load_demos(str(conv), "state", None)
+    data = load_demos(str(conv), "state", None)
     keep = bc.keep_index([("agent/qpos", 9), ("agent/qvel", 9), ("rest", data["state"].shape[1] - 18)], ["agent/qvel"])
     sd = ckpt["state_dict"]
     assert torch.allclose(sd["norm.state_mean"], data["state"][:, keep].mean(0), atol=1e-5)
@@ -290,7 +298,7 @@ def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
                    "--num-eval-envs", "1", "--max-episode-steps", "3", "--runs-dir", str(tmp_path), timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
-    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 48, 48]
     assert ckpt["model_kwargs"]["model"]["image_shape"] == [3, 48, 48]
     # pixel defaults: the auxiliary cube-position loss is on (weight 10) and recorded as such
@@ -298,19 +306,22 @@ def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert cfg["args"]["aux_coef"] == 10.0 and cfg["args"]["batch_size"] == 8
 
-    # defaults resolve per mode; demos that do not record the actor fall back to no aux loss, with a note
-    info = bc.read_demo_info(str(conv))
-    a = bc.Args(demo_path=str(conv), obs_mode="rgb")
-    bc.resolve_defaults(a, info)
+    # defaults resolve per mode (batch size from the flags, the aux loss from the demo file); demos that
+    # do not record the actor fall back to no aux loss, with a note
+    info = read_demo_info(str(conv))
+
+    def resolved(**kw):
+        a = bc.resolve_args(bc.Args(demo_path=str(conv), **kw), "cpu")
+        bc.resolve_defaults(a, info)
+        return a
+
+    a = resolved(obs_mode="rgb")
     assert (a.aux_coef, a.batch_size) == (10.0, 64)
-    a = bc.Args(demo_path=str(conv), obs_mode="state", batch_size=32)
-    bc.resolve_defaults(a, info)
+    a = resolved(obs_mode="state", batch_size=32)
     assert (a.aux_coef, a.batch_size) == (0.0, 32)
-    a = bc.Args(demo_path=str(conv), obs_mode="rgb", aux_actor="no_such_actor")
-    bc.resolve_defaults(a, info)
+    a = resolved(obs_mode="rgb", aux_actor="no_such_actor")
     assert a.aux_coef == 0.0 and "records no 'no_such_actor' actor state" in capsys.readouterr().out
-    a = bc.Args(demo_path=str(conv), obs_mode="rgb", aux_coef=1.5)
-    bc.resolve_defaults(a, info)
+    a = resolved(obs_mode="rgb", aux_coef=1.5)
     assert a.aux_coef == 1.5
 
 
@@ -360,6 +371,80 @@ def test_bc_wrong_obs_mode_and_wrong_task(demos):
     p = run_script("cleanrl_style/bc.py", "--env-id", "PushCube", "--demo-path", str(conv), timeout=120)
     assert p.returncode == 1
     assert_one_error_line(p.stderr, "holds PickCube-v1 demos, not PushCube-v1")
+
+
+def test_bc_rejects_non_positive_counts(tmp_path):
+    """Numeric flags are checked before the demo file is read or anything starts: one line, exit 2."""
+    for flag, value in (("--total-iters", "0"), ("--batch-size", "-1")):
+        p = run_script("cleanrl_style/bc.py", "--demo-path", str(tmp_path / "nope.h5"), flag, value, timeout=120)
+        assert p.returncode == 2, p.stderr
+        assert_one_error_line(p.stderr, flag, "must be > 0")
+
+
+def _state_demo_path(demos):
+    out, _ = demos
+    return out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+
+
+def test_bc_gaussian_resolves_hidden_dim_and_refuses_chunk_size(demos, tmp_path):
+    """--policy gaussian defaults to sac.py's width (256) and one action per query, recorded as such;
+    an explicit --chunk-size other than 1 is an error, not silently overridden."""
+    conv = _state_demo_path(demos)
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(conv), "--policy", "gaussian", "--total-iters", "2",
+                   "--eval-freq", "0", "--log-freq", "1", "--num-eval-episodes", "1", "--num-eval-envs", "1",
+                   "--max-episode-steps", "2", "--runs-dir", str(tmp_path), timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    (run_dir,) = list(tmp_path.iterdir())
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (cfg["args"]["hidden_dim"], cfg["args"]["chunk_size"]) == (256, 1)
+    assert cfg["args"]["env_id"] == "PickCube-v1" and cfg["args"]["batch_size"] == 256
+    model = load_checkpoint(run_dir / "last.pt")["model_kwargs"]["model"]
+    assert (model["hidden_dim"], model["chunk_size"], model["head"]) == (256, 1, "gaussian")
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(conv), "--policy", "gaussian", "--chunk-size", "4",
+                   timeout=120)
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "--chunk-size", "gaussian")
+
+
+def test_bc_resume_after_kill(demos, tmp_path):
+    """kill -9 after the first last.pt, then --resume: the run ends at --total-iters with one
+    metrics.csv whose steps never go back and hold no (step, name) twice."""
+    conv = _state_demo_path(demos)
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "cleanrl_style/bc.py", "--demo-path", str(conv), "--total-iters", "400", "--eval-freq", "100",
+           "--log-freq", "50", "--num-eval-episodes", "1", "--max-episode-steps", "5", "--runs-dir", str(runs)]
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while not list(runs.glob("*/last.pt")):
+            assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.time() < deadline, "no last.pt within 600 s"
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and its eval-env workers
+        proc.wait()
+        log.close()
+    (run_dir,) = list(runs.iterdir())
+    assert not (run_dir / "final_eval.json").exists(), "the run finished before it was killed"
+    killed_at = load_checkpoint(run_dir / "last.pt")["train_state"]["iteration"]
+    assert 100 <= killed_at < 400
+
+    p = run_script("cleanrl_style/bc.py", "--resume", str(run_dir), timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert f"resumed at step {killed_at}" in p.stdout
+    assert json.loads((run_dir / "final_eval.json").read_text())["step"] == 400
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] == 400
+    keys = [(r["step"], r["name"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert {int(r["step"]) for r in rows if r["name"] == "eval/success_once"} == {100, 200, 300, 400}
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert [r["step"] for r in cfg["resumed"]] == [killed_at]
+    assert cfg["args"]["resume"] == str(run_dir) and cfg["args"]["total_iters"] == 400
 
 
 def test_collect_rejects_task_without_planner_and_bad_flags(tmp_path):

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from cleanrl_style import common
+from cleanrl_style.lib.runs import UserError, device_name
 from conftest import REPO_ROOT, assert_one_error_line, run_script
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -71,7 +71,7 @@ def test_env_fps_default_grids():
 def test_env_fps_grid_rejects_bad_values(kw, needle):
     args = dict(obs=(), res=(), num_envs=())
     args.update(kw)
-    with pytest.raises(common.UserError, match=needle):
+    with pytest.raises(UserError, match=needle):
         env_fps.build_grid(args["obs"], args["res"], args["num_envs"], "cpu")
 
 
@@ -100,7 +100,7 @@ def test_env_fps_sweep_records_failures_as_rows_and_skips_larger(tmp_path, capsy
     assert err["error"].startswith("RuntimeError: CUDA out of memory") and "more lines" not in err["error"]
     ok = written[4]
     assert (ok["obs"], ok["res"], ok["num_envs"], float(ok["env_fps"]), ok["error"]) == ("state", "", "8", 800.0, "")
-    assert ok["device"] == common.device_name() and ok["env_id"] == "PickCube-v1" and "torch=" in ok["versions"]
+    assert ok["device"] == device_name() and ok["env_id"] == "PickCube-v1" and "torch=" in ok["versions"]
     assert ok["commit"] and ok["date"][:2] == "20" and ok["control_mode"] == "pd_joint_delta_pos"
 
     # --keep-going tries larger settings after a failure
@@ -133,7 +133,7 @@ def test_env_fps_cli_measures_tiny_grid(tmp_path):
     assert [(r["obs"], r["res"], r["num_envs"]) for r in rows] == [("state", "", "1"), ("rgb", "64", "1")]
     for r, steps in zip(rows, (20, 10)):
         assert r["error"] == "", r["error"]
-        assert r["device"] == common.device_name() and r["env_id"] == "PickCube-v1"
+        assert r["device"] == device_name() and r["env_id"] == "PickCube-v1"
         assert int(r["steps"]) == steps and float(r["seconds"]) > 0
         assert math.isclose(float(r["env_fps"]), steps / float(r["seconds"]), rel_tol=0.01)
         assert r["peak_mem_gb"] == "" and r["gpu_mem_used_gb"] == ""  # CPU: no GPU memory
@@ -216,9 +216,9 @@ def test_train_sps_skips_missing_scripts_and_cudagraphs_without_cuda(tmp_path, m
     assert len(lines) == 2 and lines[1].endswith("--compile --num-envs 1") and "--compile" not in lines[0]
     for flag in ("--eval-freq 0", "--no-save-checkpoints", "--runs-dir", "--num-steps 100", "--total-timesteps 1200"):
         assert flag in lines[0]
-    with pytest.raises(common.UserError, match="--modes"):
+    with pytest.raises(UserError, match="--modes"):
         train_sps.main(train_sps.Args(modes=("jit",), sim_backend="cpu"))
-    with pytest.raises(common.UserError, match="--scripts"):
+    with pytest.raises(UserError, match="--scripts"):
         train_sps.main(train_sps.Args(scripts=("dqn",), sim_backend="cpu"))
 
 
@@ -227,7 +227,7 @@ def test_train_sps_cli_tiny_ppo_run(tmp_path):
     """ppo eager, 1 env, 4 iterations of 16 steps (burn-in 2); the raw env FPS comes from a fixture
     CSV row of the same setting, so ratio = collect_fps / 400 exactly."""
     fps_csv = tmp_path / "env_fps.csv"
-    match = dict(device=common.device_name(), env_id="PickCube-v1", obs="state", res="", num_envs=1,
+    match = dict(device=device_name(), env_id="PickCube-v1", obs="state", res="", num_envs=1,
                  control_mode="pd_joint_delta_pos", env_fps=400.0, error="")
     _shared.append_rows(fps_csv, env_fps.COLUMNS, [match, dict(match, num_envs=2, env_fps=9999.0)])
     out = tmp_path / "train_sps.csv"
@@ -242,7 +242,7 @@ def test_train_sps_cli_tiny_ppo_run(tmp_path):
     assert r["error"] == "", r["error"]
     assert (r["script"], r["mode"], r["obs"], r["res"], r["num_envs"], r["env_id"]) == \
         ("ppo", "eager", "state", "", "1", "PickCube-v1")
-    assert r["device"] == common.device_name() and r["control_mode"] == "pd_joint_delta_pos"
+    assert r["device"] == device_name() and r["control_mode"] == "pd_joint_delta_pos"
     assert int(r["iterations"]) == 2 and int(r["measured_steps"]) == 32 and int(r["burn_in_steps"]) == 32
     assert float(r["env_fps"]) == 400.0 and "median of 1" in r["env_fps_source"]
     collect, sps = float(r["collect_fps"]), float(r["train_sps"])
@@ -363,7 +363,7 @@ def test_report_without_csvs_and_with_a_foreign_csv(tmp_path):
     assert "No rows yet" in doc.read_text() and r["plots"] == {"env_fps": None, "train_sps": None}
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("x,y\n1,2\n")
-    with pytest.raises(common.UserError, match="lacks column"):
+    with pytest.raises(UserError, match="lacks column"):
         report.main(report.Args(env_fps_csv=str(foreign), train_sps_csv=str(tmp_path / "none.csv"), doc=str(doc)))
 
 
@@ -403,7 +403,7 @@ def test_reproduce_dry_run_lists_runs_of_this_tier(tmp_path, monkeypatch, capsys
     assert not (REPO_ROOT / "runs" / "x").exists()  # a dry run starts nothing
     reproduce.main(reproduce.Args(configs_dir=str(tmp_path / "configs"), seeds=(3,), all=True, python="PY"))
     assert "--num-envs 1024 --seed 3" in capsys.readouterr().out
-    with pytest.raises(common.UserError, match="not found"):
+    with pytest.raises(UserError, match="not found"):
         reproduce.main(reproduce.Args(configs_dir=str(tmp_path / "nope")))
 
 

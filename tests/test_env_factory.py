@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cleanrl_style import common
+from cleanrl_style.lib.envs import env_spec, make_env, resolve_env_id, resolve_sim_backend
+from cleanrl_style.lib.runs import UserError
 from conftest import SHORT_STEPS, assert_one_error_line, fixed_actions, run_script
 
 
@@ -17,12 +18,12 @@ from conftest import SHORT_STEPS, assert_one_error_line, fixed_actions, run_scri
     ("PUSHCUBE", "PushCube-v1"),
 ])
 def test_resolve_env_id(name, expected):
-    assert common.resolve_env_id(name) == expected
+    assert resolve_env_id(name) == expected
 
 
 def test_resolve_env_id_unknown_suggests_close_names():
-    with pytest.raises(common.UserError) as ei:
-        common.resolve_env_id("PickCub")
+    with pytest.raises(UserError) as ei:
+        resolve_env_id("PickCub")
     assert ei.value.code == 2
     msg = str(ei.value)
     assert "PickCub" in msg
@@ -30,8 +31,8 @@ def test_resolve_env_id_unknown_suggests_close_names():
 
 
 def test_resolve_env_id_nonsense_has_no_bogus_suggestion():
-    with pytest.raises(common.UserError) as ei:
-        common.resolve_env_id("zzzzqqqq")
+    with pytest.raises(UserError) as ei:
+        resolve_env_id("zzzzqqqq")
     assert ei.value.code == 2
     assert "Did you mean" not in str(ei.value)
 
@@ -57,20 +58,20 @@ def test_cli_unknown_env_id_is_one_line_exit_2():
 def test_make_env_bad_arguments_raise_user_error(kwargs):
     kw = dict(env_id="PickCube", num_envs=1, obs_mode="state", sim_backend="cpu")
     kw.update(kwargs)
-    with pytest.raises(common.UserError):
-        common.make_env(**kw)
+    with pytest.raises(UserError):
+        make_env(**kw)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_gpu_backend_without_cuda_is_a_user_error():
-    with pytest.raises(common.UserError, match="cpu"):
-        common.resolve_sim_backend("gpu")
-    assert common.resolve_sim_backend("auto") == "cpu"
+    with pytest.raises(UserError, match="cpu"):
+        resolve_sim_backend("gpu")
+    assert resolve_sim_backend("auto") == "cpu"
 
 
 def test_make_env_unknown_env_id_raises_user_error():
-    with pytest.raises(common.UserError) as ei:
-        common.make_env("PickCub", 1, "state", sim_backend="cpu")
+    with pytest.raises(UserError) as ei:
+        make_env("PickCub", 1, "state", sim_backend="cpu")
     assert ei.value.code == 2 and "PickCube-v1" in str(ei.value)
 
 
@@ -122,7 +123,7 @@ def test_same_seed_same_obs_different_seed_different_obs(state_env):
 
 def test_make_env_seed_argument_resets_with_that_seed(state_env):
     # make_env(seed=s) resets once with s; the rollout that follows must match a reset(seed=s).
-    env = common.make_env("PickCube", 1, "state", sim_backend="cpu", seed=77)
+    env = make_env("PickCube", 1, "state", sim_backend="cpu", seed=77)
     try:
         acts = fixed_actions(env, 3, seed=1)
         for a in acts:
@@ -228,7 +229,7 @@ def test_partial_reset_false_final_info_has_success_at_end(short_eval_env):
 
 # ----------------------------------------------------------------------------- pixels
 def test_rgb_obs_non_square_and_final_observation():
-    env = common.make_env("PickCube", 1, "rgb", image_size=(48, 64), sim_backend="cpu", max_episode_steps=2)
+    env = make_env("PickCube", 1, "rgb", image_size=(48, 64), sim_backend="cpu", max_episode_steps=2)
     try:
         obs, _ = env.reset(seed=0)
         assert set(obs) == {"rgb", "state"}
@@ -236,7 +237,7 @@ def test_rgb_obs_non_square_and_final_observation():
         assert obs["state"].dtype == torch.float32 and obs["state"].ndim == 2 and obs["state"].shape[0] == 1
         assert obs["rgb"].float().std() > 0  # a real image, not a blank buffer
         assert env.obs_shapes == {"rgb": (3, 48, 64), "state": (obs["state"].shape[1],)}
-        assert common.env_spec(env)["image_size"] == [48, 64]
+        assert env_spec(env)["image_size"] == [48, 64]
         for _ in range(2):
             obs, _, _, trunc, info = env.step(env.sample_actions())
         assert trunc.tolist() == [True]
@@ -251,7 +252,7 @@ def test_rgb_obs_non_square_and_final_observation():
 
 def test_pixel_state_is_not_privileged(state_env):
     # rgb mode's "state" is proprioception + goal, without the object's pose: smaller than full state.
-    env = common.make_env("PickCube", 1, "rgbd", image_size=32, sim_backend="cpu")
+    env = make_env("PickCube", 1, "rgbd", image_size=32, sim_backend="cpu")
     try:
         obs, _ = env.reset(seed=0)
         assert obs["rgb"].dtype == torch.uint8 and obs["rgb"].shape == (1, 4, 32, 32)

@@ -13,7 +13,12 @@ import pytest
 import torch
 import yaml
 
-from cleanrl_style import common, ppo
+from cleanrl_style.lib.checkpoints import CHECKPOINT_FORMAT, check_obs_compatible, load_checkpoint, save_checkpoint
+from cleanrl_style.lib.envs import env_spec
+from cleanrl_style.lib.evaluation import EVAL_KEYS, evaluate
+from cleanrl_style.lib.runs import RunLogger, UserError, atomic_write_text, device_name, write_json
+from cleanrl_style.lib.video import tile_images, write_video
+from cleanrl_style import ppo
 from conftest import REPO_ROOT, SHORT_STEPS
 
 
@@ -34,7 +39,7 @@ def _git_head() -> str | None:
 
 
 def test_run_logger_layout_config_and_metrics(tmp_path):
-    run = common.RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
+    run = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
     try:
         assert run.dir.parent == tmp_path
         assert re.fullmatch(r"PickCube-v1__ppo__7__\d{8}-\d{6}", run.dir.name), run.dir.name
@@ -51,7 +56,7 @@ def test_run_logger_layout_config_and_metrics(tmp_path):
     for mod in ("torch", "mani_skill", "sapien"):
         assert cfg["versions"][mod], mod
     assert cfg["versions"]["torch"] == str(torch.__version__)
-    assert cfg["device"] == common.device_name() and cfg["device"]
+    assert cfg["device"] == device_name() and cfg["device"]
     head = _git_head()
     if head:
         assert re.fullmatch(re.escape(head) + r"(-dirty)?", cfg["git_commit"]), cfg["git_commit"]
@@ -69,8 +74,8 @@ def test_run_logger_layout_config_and_metrics(tmp_path):
 
 
 def test_run_logger_does_not_reuse_an_existing_dir(tmp_path):
-    a = common.RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
-    b = common.RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
+    a = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
+    b = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
     a.close()
     b.close()
     assert a.dir != b.dir and a.dir.is_dir() and b.dir.is_dir()
@@ -89,7 +94,7 @@ def _agent(seed=0):
 
 
 def _save(path, agent, step=123):
-    common.save_checkpoint(path, script="ppo", args=ppo.Args(env_id="PickCube"), env=ENV_SPEC,
+    save_checkpoint(path, script="ppo", args=ppo.Args(env_id="PickCube"), env=ENV_SPEC,
                            model_kwargs=dict(obs_dim=OBS_DIM, action_dim=ACT_DIM, hidden_dim=16),
                            state_dict=agent.state_dict(), step=step, extra=dict(eval={"success_once": 0.5}))
 
@@ -100,8 +105,8 @@ def test_checkpoint_round_trip(tmp_path):
     _save(path, agent)
     assert sorted(os.listdir(path.parent)) == ["ckpt.pt"]  # no temp file left behind
 
-    ckpt = common.load_checkpoint(path)
-    assert ckpt["format"] == common.CHECKPOINT_FORMAT and ckpt["script"] == "ppo" and ckpt["step"] == 123
+    ckpt = load_checkpoint(path)
+    assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["script"] == "ppo" and ckpt["step"] == 123
     assert ckpt["env"] == ENV_SPEC
     assert ckpt["args"]["env_id"] == "PickCube"
     assert ckpt["extra"] == {"eval": {"success_once": 0.5}}
@@ -135,7 +140,7 @@ def test_checkpoint_overwrite_is_atomic_when_serialization_fails(tmp_path, monke
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
-    assert common.load_checkpoint(path)["step"] == 1
+    assert load_checkpoint(path)["step"] == 1
 
 
 def test_checkpoint_overwrite_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
@@ -147,7 +152,7 @@ def test_checkpoint_overwrite_is_atomic_when_the_write_fails(tmp_path, monkeypat
     def boom(fd):
         raise OSError("fsync failed")
 
-    monkeypatch.setattr(common.os, "fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="fsync failed"):
         _save(path, _agent(1), step=2)
     monkeypatch.undo()
@@ -156,9 +161,9 @@ def test_checkpoint_overwrite_is_atomic_when_the_write_fails(tmp_path, monkeypat
 
 
 def test_atomic_write_text_and_json(tmp_path):
-    common.atomic_write_text(tmp_path / "a" / "b.txt", "hello")
+    atomic_write_text(tmp_path / "a" / "b.txt", "hello")
     assert (tmp_path / "a" / "b.txt").read_text() == "hello"
-    common.write_json(tmp_path / "m.json", {"x": torch.tensor([1.0, 2.0]), "y": np.float32(0.5), "p": tmp_path})
+    write_json(tmp_path / "m.json", {"x": torch.tensor([1.0, 2.0]), "y": np.float32(0.5), "p": tmp_path})
     import json
 
     assert json.loads((tmp_path / "m.json").read_text()) == {"x": [1.0, 2.0], "y": 0.5, "p": str(tmp_path)}
@@ -174,71 +179,71 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     atomic = tmp_path / "atomic.txt"
-    common.atomic_write_text(atomic, "x")
+    atomic_write_text(atomic, "x")
     assert oct(atomic.stat().st_mode & 0o777) == oct(plain.stat().st_mode & 0o777)
 
 
 def test_load_checkpoint_missing_file(tmp_path):
-    with pytest.raises(common.UserError) as ei:
-        common.load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(UserError) as ei:
+        load_checkpoint(tmp_path / "nope.pt")
     assert ei.value.code == 1 and "not found" in str(ei.value)
 
 
 def test_load_checkpoint_directory(tmp_path):
-    with pytest.raises(common.UserError) as ei:
-        common.load_checkpoint(tmp_path)
+    with pytest.raises(UserError) as ei:
+        load_checkpoint(tmp_path)
     assert ei.value.code == 1
 
 
 def test_load_checkpoint_garbage_file(tmp_path):
     p = tmp_path / "garbage.pt"
     p.write_bytes(b"this is not a torch file\x00\x01\x02" * 10)
-    with pytest.raises(common.UserError) as ei:
-        common.load_checkpoint(p)
+    with pytest.raises(UserError) as ei:
+        load_checkpoint(p)
     assert ei.value.code == 1 and str(p) in str(ei.value)
 
 
 @pytest.mark.parametrize("payload", [
     {"state_dict": {"w": torch.zeros(2)}},                   # a plain torch dict
-    {"format": common.CHECKPOINT_FORMAT + 1, "script": "ppo"},  # a future format
-    {"format": common.CHECKPOINT_FORMAT},                    # no script
+    {"format": CHECKPOINT_FORMAT + 1, "script": "ppo"},  # a future format
+    {"format": CHECKPOINT_FORMAT},                    # no script
     [1, 2, 3],                                               # not a dict at all
     torch.zeros(3),
 ])
 def test_load_checkpoint_foreign_torch_file(tmp_path, payload):
     p = tmp_path / "foreign.pt"
     torch.save(payload, p)
-    with pytest.raises(common.UserError) as ei:
-        common.load_checkpoint(p)
+    with pytest.raises(UserError) as ei:
+        load_checkpoint(p)
     assert ei.value.code == 1
 
 
 def test_check_obs_compatible():
     ckpt = {"env": ENV_SPEC}
     ok = types.SimpleNamespace(obs_shapes={"state": (OBS_DIM,)}, action_dim=ACT_DIM)
-    common.check_obs_compatible(ckpt, ok)  # no error
+    check_obs_compatible(ckpt, ok)  # no error
     for bad in (types.SimpleNamespace(obs_shapes={"state": (OBS_DIM + 1,)}, action_dim=ACT_DIM),
                 types.SimpleNamespace(obs_shapes={"rgb": (3, 64, 64), "state": (OBS_DIM,)}, action_dim=ACT_DIM),
                 types.SimpleNamespace(obs_shapes={"state": (OBS_DIM,)}, action_dim=ACT_DIM + 1)):
-        with pytest.raises(common.UserError) as ei:
-            common.check_obs_compatible(ckpt, bad)
+        with pytest.raises(UserError) as ei:
+            check_obs_compatible(ckpt, bad)
         assert ei.value.code == 1 and "mismatch" in str(ei.value)
 
 
 def test_check_obs_compatible_against_a_real_env(short_eval_env):
     short_eval_env.reset(seed=0)
-    spec = common.env_spec(short_eval_env)
+    spec = env_spec(short_eval_env)
     assert spec["env_id"] == "PickCube-v1" and spec["max_episode_steps"] == SHORT_STEPS
-    common.check_obs_compatible({"env": spec}, short_eval_env)
+    check_obs_compatible({"env": spec}, short_eval_env)
     spec["obs_shapes"] = {"state": [spec["obs_shapes"]["state"][0] - 1]}
-    with pytest.raises(common.UserError):
-        common.check_obs_compatible({"env": spec}, short_eval_env)
+    with pytest.raises(UserError):
+        check_obs_compatible({"env": spec}, short_eval_env)
 
 
 # ----------------------------------------------------------------------------- evaluation
 def _check_eval_result(m, n):
     assert m["episodes"] == n
-    for k in common.EVAL_KEYS:
+    for k in EVAL_KEYS:
         assert len(m["per_episode"][k]) == n, k
         assert m[k] == pytest.approx(float(np.mean(m["per_episode"][k])))
     assert m["per_episode"]["episode_len"] == [float(SHORT_STEPS)] * n
@@ -248,11 +253,11 @@ def _check_eval_result(m, n):
 
 def test_evaluate_random_policy(short_eval_env):
     env = short_eval_env
-    m = common.evaluate(lambda obs: env.sample_actions(), env, num_episodes=3, seed=10)
+    m = evaluate(lambda obs: env.sample_actions(), env, num_episodes=3, seed=10)
     _check_eval_result(m, 3)
     assert m["seeds"] == [10, 11, 12]
     assert "video" not in m
-    m = common.evaluate(lambda obs: env.sample_actions(), env, num_episodes=2, video_name="clip")
+    m = evaluate(lambda obs: env.sample_actions(), env, num_episodes=2, video_name="clip")
     _check_eval_result(m, 2)
     assert "seeds" not in m
     assert "video" not in m  # the env has no video_dir: video_name is ignored
@@ -265,13 +270,13 @@ def _zero_policy(env):
 def test_evaluate_is_reproducible_and_episode_i_uses_seed_plus_i(short_eval_env, async_eval_env):
     """3 episodes on 2 parallel envs (two batches) with seed 20 must give, episode by episode, the
     same returns as 1-env evaluations seeded 20, 21 and 22."""
-    par = common.evaluate(_zero_policy(async_eval_env), async_eval_env, num_episodes=3, seed=20)
+    par = evaluate(_zero_policy(async_eval_env), async_eval_env, num_episodes=3, seed=20)
     _check_eval_result(par, 3)
     assert par["seeds"] == [20, 21, 22]
-    single = common.evaluate(_zero_policy(short_eval_env), short_eval_env, num_episodes=3, seed=20)
+    single = evaluate(_zero_policy(short_eval_env), short_eval_env, num_episodes=3, seed=20)
     assert single["seeds"] == [20, 21, 22]
     assert single["per_episode"]["return"] == pytest.approx(par["per_episode"]["return"], rel=1e-5)
-    one = common.evaluate(_zero_policy(short_eval_env), short_eval_env, num_episodes=1, seed=22)
+    one = evaluate(_zero_policy(short_eval_env), short_eval_env, num_episodes=1, seed=22)
     assert one["per_episode"]["return"][0] == pytest.approx(par["per_episode"]["return"][2], rel=1e-5)
     # different seeds -> different episodes
     assert len(set(par["per_episode"]["return"])) == 3
@@ -291,7 +296,7 @@ def test_evaluate_calls_policy_reset_after_every_env_reset(async_eval_env):
             return torch.zeros(obs.shape[0], async_eval_env.action_dim)
 
     pol = Policy()
-    m = common.evaluate(pol, async_eval_env, num_episodes=3, seed=0)  # 2 envs -> 2 batches
+    m = evaluate(pol, async_eval_env, num_episodes=3, seed=0)  # 2 envs -> 2 batches
     assert m["episodes"] == 3
     assert pol.resets == 2
     assert pol.calls_since_reset == [SHORT_STEPS, SHORT_STEPS]
@@ -299,20 +304,20 @@ def test_evaluate_calls_policy_reset_after_every_env_reset(async_eval_env):
 
 def test_evaluate_refuses_partial_reset_env(short_env):
     with pytest.raises(ValueError, match="partial_reset"):
-        common.evaluate(lambda obs: short_env.sample_actions(), short_env, num_episodes=1)
+        evaluate(lambda obs: short_env.sample_actions(), short_env, num_episodes=1)
 
 
 # ----------------------------------------------------------------------------- images / video
 def test_tile_images():
     imgs = np.stack([np.full((4, 6, 3), i + 1, dtype=np.uint8) for i in range(5)])
-    grid = common.tile_images(imgs)
+    grid = tile_images(imgs)
     assert grid.shape == (2 * 4, 3 * 6, 3) and grid.dtype == np.uint8  # 3 columns, 2 rows
     assert (grid[0:4, 0:6] == 1).all() and (grid[0:4, 12:18] == 3).all()
     assert (grid[4:8, 0:6] == 4).all() and (grid[4:8, 6:12] == 5).all()
     assert (grid[4:8, 12:18] == 0).all()  # the unused cell is black
-    assert common.tile_images(imgs[:1]).shape == (4, 6, 3)
-    assert common.tile_images(imgs[:4]).shape == (8, 12, 3)
-    assert common.tile_images(np.zeros((9, 2, 2, 3), np.uint8)).shape == (6, 6, 3)
+    assert tile_images(imgs[:1]).shape == (4, 6, 3)
+    assert tile_images(imgs[:4]).shape == (8, 12, 3)
+    assert tile_images(np.zeros((9, 2, 2, 3), np.uint8)).shape == (6, 6, 3)
 
 
 def test_write_video(tmp_path):
@@ -321,7 +326,7 @@ def test_write_video(tmp_path):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (32, 48, 3), dtype=np.uint8) for _ in range(10)]
     path = tmp_path / "vids" / "clip.mp4"
-    out = common.write_video(str(path), frames, fps=10)
+    out = write_video(str(path), frames, fps=10)
     assert out == str(path)
     assert path.is_file() and path.stat().st_size > 0
     assert os.listdir(path.parent) == ["clip.mp4"]  # no clip.tmp.mp4
@@ -343,7 +348,7 @@ def test_write_video_failure_returns_none_and_cleans_up(tmp_path, capsys):
 
     frames = [np.zeros((16, 16, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)]
     path = tmp_path / "bad.mp4"
-    assert common.write_video(str(path), frames) is None
+    assert write_video(str(path), frames) is None
     assert "could not write video" in capsys.readouterr().err
     gc.collect()
     assert os.listdir(tmp_path) == []

@@ -10,7 +10,13 @@ import pytest
 import torch
 import yaml
 
-from cleanrl_style import common, evaluate, ppo
+from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
+from cleanrl_style.lib.evaluation import EVAL_KEYS
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
+from cleanrl_style.lib.nets import RunningMeanStd
+from cleanrl_style.lib.ppo_update import ppo_loss
+from cleanrl_style.lib.runs import UserError
+from cleanrl_style import evaluate, ppo
 from conftest import assert_one_error_line, run_script
 
 
@@ -40,7 +46,7 @@ def test_compute_gae_hand_computed():
     truncated = torch.tensor([[False, False], [True, False], [False, False]])
     dones = terminated | truncated
 
-    adv, ret = ppo.compute_gae(rewards, values, next_values, terminated, dones, gamma=0.5, gae_lambda=0.5)
+    adv, ret = compute_gae(rewards, values, next_values, terminated, dones, gamma=0.5, gae_lambda=0.5)
 
     expected_adv = torch.tensor([[1.25, 1.0], [1.0, 1.0], [4.0, 2.0]])
     expected_ret = torch.tensor([[1.75, 2.0], [2.0, 1.5], [4.0, 4.0]])
@@ -56,19 +62,19 @@ def test_bootstrap_flags_modes_and_gae_with_always():
     truncation passes the env's flags through; anything else is a user error."""
     term = torch.tensor([[False, True], [False, False]])
     trunc = torch.tensor([[False, False], [True, False]])
-    t, u = common.bootstrap_flags(term, trunc, "truncation")
+    t, u = bootstrap_flags(term, trunc, "truncation")
     assert torch.equal(t, term) and torch.equal(u, trunc)
-    t, u = common.bootstrap_flags(term, trunc, "always")
+    t, u = bootstrap_flags(term, trunc, "always")
     assert not t.any() and torch.equal(u, term | trunc) and t.dtype == torch.bool
-    with pytest.raises(common.UserError, match="bootstrap-at-done"):
-        common.bootstrap_flags(term, trunc, "never")
+    with pytest.raises(UserError, match="bootstrap-at-done"):
+        bootstrap_flags(term, trunc, "never")
     # env 1 ends at t=0 with V(final obs) = 4.0: gamma 0.5 -> delta = 2 + 0.5*4 - 1 = 3 (was 1 when terminal)
     rewards = torch.tensor([[1.0, 2.0], [1.0, 0.0]])
     values = torch.tensor([[0.5, 1.0], [1.0, 0.5]])
     next_values = torch.tensor([[1.0, 4.0], [2.0, 2.0]])
-    adv, _ = ppo.compute_gae(rewards, values, next_values, t, t | u, gamma=0.5, gae_lambda=0.5)
+    adv, _ = compute_gae(rewards, values, next_values, t, t | u, gamma=0.5, gae_lambda=0.5)
     assert adv[0, 1].item() == pytest.approx(3.0)
-    adv, _ = ppo.compute_gae(rewards, values, next_values, term, term | trunc, gamma=0.5, gae_lambda=0.5)
+    adv, _ = compute_gae(rewards, values, next_values, term, term | trunc, gamma=0.5, gae_lambda=0.5)
     assert adv[0, 1].item() == pytest.approx(1.0)
 
 
@@ -79,7 +85,7 @@ def test_compute_gae_lambda_one_is_discounted_return():
     values = torch.tensor([[0.3], [0.1], [-0.2], [0.7]])
     next_values = torch.cat([values[1:], torch.tensor([[boot]])])
     no = torch.zeros(T, 1, dtype=torch.bool)
-    _, ret = ppo.compute_gae(rewards, values, next_values, no, no, gamma=gamma, gae_lambda=1.0)
+    _, ret = compute_gae(rewards, values, next_values, no, no, gamma=gamma, gae_lambda=1.0)
     r = rewards[:, 0].tolist()
     want = [sum(gamma ** (k - t) * r[k] for k in range(t, T)) + gamma ** (T - t) * boot for t in range(T)]
     assert torch.allclose(ret[:, 0], torch.tensor(want), atol=1e-5)
@@ -90,7 +96,7 @@ def test_running_mean_std_matches_numpy():
     rng = np.random.default_rng(0)
     batches = [rng.normal(loc=[1.0, -5.0, 100.0], scale=[0.5, 2.0, 10.0], size=(n, 3)).astype(np.float32)
                for n in (7, 64, 1, 33, 200)]
-    rms = ppo.RunningMeanStd((3,))
+    rms = RunningMeanStd((3,))
     for b in batches:
         rms.update(torch.from_numpy(b))
     allx = np.concatenate(batches).astype(np.float64)
@@ -117,7 +123,7 @@ def test_agent_shapes_and_loss_at_the_behaviour_policy():
     assert agent.act(obs, deterministic=True).shape == (10, 3)
     assert torch.equal(agent.act(obs, deterministic=True), agent.act(obs, deterministic=True))
     adv, ret = torch.randn(10), torch.randn(10)
-    loss, stats = ppo.ppo_loss(agent, obs, action, logp.detach(), adv, ret, value.detach(), ppo.Args())
+    loss, stats = ppo_loss(agent, obs, action, logp.detach(), adv, ret, value.detach(), ppo.Args())
     # evaluated at the policy that collected the data: ratio 1, no KL, nothing clipped
     assert float(stats["approx_kl"]) == pytest.approx(0.0, abs=1e-6)
     assert float(stats["clipfrac"]) == 0.0
@@ -141,18 +147,18 @@ def test_default_cpu_batch_is_divisible_by_default_minibatches(monkeypatch, num_
     def stop(*a, **k):
         raise _Reached
 
-    monkeypatch.setattr(common, "seed_everything", stop)  # the first call after the checks
+    monkeypatch.setattr(ppo, "seed_everything", stop)  # the first call after the checks
     with pytest.raises(_Reached):
         ppo.main(ppo.Args(env_id="PushCube", num_envs=num_envs, total_timesteps=200_000, sim_backend="cpu"))
 
 
 def test_ppo_main_rejects_indivisible_minibatches():
-    with pytest.raises(common.UserError, match="num-minibatches"):
+    with pytest.raises(UserError, match="num-minibatches"):
         ppo.main(ppo.Args(env_id="PushCube", num_envs=3, num_steps=10, num_minibatches=4, sim_backend="cpu"))
 
 
 def test_ppo_main_rejects_cudagraphs_without_cuda():
-    with pytest.raises(common.UserError, match="cudagraphs"):
+    with pytest.raises(UserError, match="cudagraphs"):
         ppo.main(ppo.Args(env_id="PushCube", num_envs=2, num_minibatches=4, sim_backend="cpu", cudagraphs=True))
 
 
@@ -174,7 +180,7 @@ def test_evaluate_cli_garbage_checkpoint(tmp_path):
 
 
 def test_evaluate_main_rejects_zero_episodes(tmp_path):
-    with pytest.raises(common.UserError) as ei:
+    with pytest.raises(UserError) as ei:
         evaluate.main(evaluate.Args(checkpoint=str(tmp_path / "x.pt"), num_episodes=0))
     assert ei.value.code == 2
 
@@ -182,9 +188,9 @@ def test_evaluate_main_rejects_zero_episodes(tmp_path):
 @pytest.mark.parametrize("script", ["no_such_script", "common"])
 def test_evaluate_main_checkpoint_from_unknown_script(tmp_path, script):
     path = tmp_path / "ckpt.pt"
-    common.save_checkpoint(path, script=script, args={}, env={"env_id": "PickCube-v1"}, model_kwargs={},
+    save_checkpoint(path, script=script, args={}, env={"env_id": "PickCube-v1"}, model_kwargs={},
                            state_dict={}, step=0)
-    with pytest.raises(common.UserError) as ei:
+    with pytest.raises(UserError) as ei:
         evaluate.main(evaluate.Args(checkpoint=str(path), num_episodes=1, sim_backend="cpu"))
     assert ei.value.code == 1 and script in str(ei.value)
 
@@ -230,8 +236,8 @@ def test_ppo_smoke_run_artifacts(ppo_run):
     for name in ("losses/value_loss", "losses/policy_loss", "losses/approx_kl", "charts/learning_rate"):
         assert [s for s, _ in m[name]] == [100, 200], name
 
-    last = common.load_checkpoint(run_dir / "last.pt")
-    best = common.load_checkpoint(run_dir / "best.pt")
+    last = load_checkpoint(run_dir / "last.pt")
+    best = load_checkpoint(run_dir / "best.pt")
     assert last["script"] == "ppo" and last["step"] == 200
     assert best["step"] in (100, 200)
     env = last["env"]
@@ -246,7 +252,7 @@ def test_ppo_smoke_run_artifacts(ppo_run):
     assert final["episodes"] == 2
     assert final["seeds"] == [1 + 2_000_000, 1 + 2_000_001]
     assert final["checkpoint"] == "last.pt" and final["step"] == 200
-    for k in common.EVAL_KEYS:
+    for k in EVAL_KEYS:
         assert len(final["per_episode"][k]) == 2
     assert final["per_episode"]["episode_len"] == [50.0, 50.0]  # fixed-length eval episodes
 
@@ -263,7 +269,7 @@ def test_evaluate_cli_on_ppo_checkpoint_with_video(ppo_run, tmp_path):
     assert res["script"] == "ppo" and res["env_id"] == "PushCube-v1" and res["checkpoint_step"] == 200
     assert res["max_episode_steps"] == 50
     assert res["per_episode"]["episode_len"] == [50.0, 50.0]
-    for k in common.EVAL_KEYS:
+    for k in EVAL_KEYS:
         assert len(res["per_episode"][k]) == 2
     video = out / "eval_last_seed3.mp4"
     assert res["video"] == str(video)

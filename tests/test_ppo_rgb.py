@@ -7,27 +7,31 @@ import json
 import pytest
 import torch
 
-from cleanrl_style import common, ppo, ppo_rgb
+from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
+from cleanrl_style.lib.envs import env_spec
+from cleanrl_style.lib.runs import UserError
+from cleanrl_style import ppo, ppo_rgb
+from cleanrl_style.lib.nets import NatureCNN
 from conftest import run_script
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (128, 128), (64, 96), (96, 48)])
 def test_nature_cnn_sizes_itself(hw):
     h, w = hw
-    enc = ppo_rgb.NatureCNN(6, h, w, feature_dim=32)
+    enc = NatureCNN(6, h, w, feature_dim=32)
     x = torch.randint(0, 256, (3, 6, h, w), dtype=torch.uint8)
     out = enc(x)
     assert out.shape == (3, 32) and out.dtype == torch.float32
 
 
 def test_nature_cnn_rejects_tiny_images():
-    with pytest.raises(common.UserError, match="36x36"):
-        ppo_rgb.NatureCNN(3, 32, 32)
+    with pytest.raises(UserError, match="36x36"):
+        NatureCNN(3, 32, 32)
 
 
 def test_nature_cnn_scales_uint8_inside():
     """/255 happens inside the encoder: feeding x and x as float*255 must give the same features."""
-    enc = ppo_rgb.NatureCNN(3, 64, 64, feature_dim=8)
+    enc = NatureCNN(3, 64, 64, feature_dim=8)
     x = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
     assert torch.allclose(enc(x), enc(x.float()), atol=1e-6)
 
@@ -73,7 +77,7 @@ def test_make_policy_resets_frame_stack_between_batches():
 
 
 def test_ppo_rgb_rejects_state_obs_mode():
-    with pytest.raises(common.UserError, match="obs-mode"):
+    with pytest.raises(UserError, match="obs-mode"):
         ppo_rgb.main(ppo_rgb.Args(env_id="PushCube", obs_mode="state", sim_backend="cpu"))
 
 
@@ -85,7 +89,7 @@ def test_ppo_rgb_smoke_run_and_reload(tmp_path):
                                         frame_stack=2, sim_backend="cpu", runs_dir=str(tmp_path)))
     for f in ("best.pt", "last.pt", "final_eval.json", "metrics.csv", "config.yaml"):
         assert (run_dir / f).is_file(), f
-    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "ppo_rgb"
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 64, 64]
     assert ckpt["model_kwargs"]["in_channels"] == 6  # 2 stacked RGB frames
@@ -103,10 +107,10 @@ def test_evaluate_rejects_checkpoint_for_other_obs(tmp_path, state_env):
     env = state_env
     env.reset(seed=0)
     agent = ppo.Agent(obs_dim=5, action_dim=env.action_dim)
-    spec = common.env_spec(env)
+    spec = env_spec(env)
     spec["obs_shapes"] = {"state": [5]}
     path = tmp_path / "bad.pt"
-    common.save_checkpoint(path, script="ppo", args={}, env=spec, model_kwargs=dict(obs_dim=5, action_dim=env.action_dim),
+    save_checkpoint(path, script="ppo", args={}, env=spec, model_kwargs=dict(obs_dim=5, action_dim=env.action_dim),
                            state_dict=agent.state_dict(), step=0)
     p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(path), "--num-episodes", "1", "--sim-backend", "cpu")
     assert p.returncode == 1

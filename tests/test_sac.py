@@ -1,17 +1,27 @@
 """sac.py / sac_rgb.py: TD targets by hand (truncation vs termination, n-step), the replay buffer
-(wrap-around, dtypes, devices, the real final observation), the vmap'd critic ensemble, the
-memory check, flag errors, and smoke runs whose checkpoints evaluate.py reloads."""
+(wrap-around, dtypes, devices, the real final observation, save/load), the vmap'd critic ensemble,
+the memory check, flag errors, resuming a killed run, and smoke runs whose checkpoints evaluate.py
+reloads."""
 from __future__ import annotations
 
+import csv
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from cleanrl_style import common, sac, sac_rgb
+from cleanrl_style import sac, sac_rgb
+from cleanrl_style.lib import nets, replay, returns
+from cleanrl_style.lib.checkpoints import load_checkpoint
+from cleanrl_style.lib.runs import REPO_ROOT, UserError
 from conftest import SHORT_STEPS, assert_one_error_line, run_script
 
 GAMMA = 0.5
@@ -37,36 +47,36 @@ def test_nstep_return_hand_computed():
     F, T = False, True
     terminated = torch.tensor([[F, F, F], [F, F, F], [F, T, F], [T, F, F], [F, F, F]])
     ended = torch.tensor([[F, F, F], [F, T, F], [F, T, F], [T, F, F], [F, F, T]])
-    g, discount, k = sac.nstep_return(rewards, terminated, ended, GAMMA)
+    g, discount, k = returns.nstep_return(rewards, terminated, ended, GAMMA)
     assert g.tolist() == [3.0, 2.0, 2.0, 1.0, 3.0]
     assert discount.tolist() == [0.125, 0.25, 0.0, 0.0, 0.125]
     assert k.tolist() == [2, 1, 1, 0, 2]
 
 
 def test_nstep_return_one_step_and_rewards_after_an_end_are_ignored():
-    g, d, k = sac.nstep_return(torch.tensor([[3.0], [3.0], [3.0]]), torch.tensor([[False], [True], [False]]),
+    g, d, k = returns.nstep_return(torch.tensor([[3.0], [3.0], [3.0]]), torch.tensor([[False], [True], [False]]),
                                torch.tensor([[False], [True], [True]]), 0.8)
     assert g.tolist() == [3.0, 3.0, 3.0] and k.tolist() == [0, 0, 0]
     assert d.tolist() == pytest.approx([0.8, 0.0, 0.8])  # plain, terminated, truncated
     # a reward after the episode ended belongs to the next episode: it must not leak in
-    g, d, _ = sac.nstep_return(torch.tensor([[1.0, 100.0]]), torch.tensor([[True, False]]),
+    g, d, _ = returns.nstep_return(torch.tensor([[1.0, 100.0]]), torch.tensor([[True, False]]),
                                torch.tensor([[True, False]]), 0.8)
     assert g.tolist() == [1.0] and d.tolist() == [0.0]
 
 
 def test_soft_td_target_hand_computed():
     """target = G + discount * (min Q'(s', a') - alpha * log pi(a'|s'))."""
-    returns = torch.tensor([1.0, 1.0, 2.0])
+    g = torch.tensor([1.0, 1.0, 2.0])
     discount = torch.tensor([0.5, 0.0, 0.25])  # bootstrap, termination, 2-step truncation
     next_q = torch.tensor([4.0, 4.0, 8.0])
     next_log_prob = torch.tensor([-2.0, -2.0, 1.0])
-    target = sac.soft_td_target(returns, discount, next_q, next_log_prob, alpha=0.1)
+    target = returns.soft_td_target(g, discount, next_q, next_log_prob, alpha=0.1)
     assert target.tolist() == pytest.approx([1 + 0.5 * (4 + 0.2), 1.0, 2 + 0.25 * (8 - 0.1)])
 
 
 # ----------------------------------------------------------------------------- replay buffer
 def _state_buffer(num_envs=2, capacity=10, max_episode_steps=50, n_step=1, dim=1, device="cpu"):
-    return sac.ReplayBuffer(num_envs, capacity, {"state": ((dim,), torch.float32)}, action_dim=1, device=device,
+    return replay.ReplayBuffer(num_envs, capacity, {"state": ((dim,), torch.float32)}, action_dim=1, device=device,
                             max_episode_steps=max_episode_steps, gamma=GAMMA, n_step=n_step)
 
 
@@ -108,7 +118,7 @@ def test_bootstrap_always_makes_a_success_termination_bootstrap_from_its_final_o
         rb = _state_buffer()
         for s in range(5):
             if s == 2:
-                t, u = common.bootstrap_flags(term, trunc, mode)
+                t, u = returns.bootstrap_flags(term, trunc, mode)
                 _add(rb, s, terminated=t.tolist(), truncated=u.tolist(), final=[-1.0, -2.0])
             else:
                 _add(rb, s)
@@ -120,12 +130,12 @@ def test_bootstrap_always_makes_a_success_termination_bootstrap_from_its_final_o
 def test_final_obs_gap_sizes_the_side_ring_for_early_bootstrapped_ends():
     """Success terminations that bootstrap (partial resets + always) can end an episode every step:
     the side ring then has T rows, and final observations written every step all survive."""
-    assert sac.final_obs_gap(False, "always", 50) == 50      # no terminations: time limit only
-    assert sac.final_obs_gap(True, "truncation", 50) == 50   # terminations do not bootstrap
-    assert sac.final_obs_gap(True, "always", 50) is None
-    assert sac.ReplayBuffer.rows(2, 20, None) == (10, 10) and sac.ReplayBuffer.rows(2, 20, 50) == (10, 3)
-    rb = _state_buffer(capacity=20, max_episode_steps=sac.final_obs_gap(True, "always", 50))
-    ends = common.bootstrap_flags(torch.tensor([True, True]), torch.tensor([False, False]), "always")
+    assert replay.final_obs_gap(False, "always", 50) == 50      # no terminations: time limit only
+    assert replay.final_obs_gap(True, "truncation", 50) == 50   # terminations do not bootstrap
+    assert replay.final_obs_gap(True, "always", 50) is None
+    assert replay.ReplayBuffer.rows(2, 20, None) == (10, 10) and replay.ReplayBuffer.rows(2, 20, 50) == (10, 3)
+    rb = _state_buffer(capacity=20, max_episode_steps=replay.final_obs_gap(True, "always", 50))
+    ends = returns.bootstrap_flags(torch.tensor([True, True]), torch.tensor([False, False]), "always")
     for s in range(25):  # every step ends both episodes (success), wrapping both rings
         _add(rb, s, terminated=ends[0].tolist(), truncated=ends[1].tolist(), final=[-s - 0.5, -s - 0.25])
     b = rb.gather(torch.arange(10).repeat(2), torch.arange(2).repeat_interleave(10))
@@ -190,7 +200,7 @@ def test_final_obs_side_ring_wraps_without_losing_live_final_obs():
 
 def test_sample_shapes_dtypes_and_device_for_images():
     n, c, h, w = 3, 6, 40, 56
-    rb = sac.ReplayBuffer(n, 30, {"rgb": ((c, h, w), torch.uint8), "state": ((4,), torch.float32)}, action_dim=2,
+    rb = replay.ReplayBuffer(n, 30, {"rgb": ((c, h, w), torch.uint8), "state": ((4,), torch.float32)}, action_dim=2,
                           device="cpu", max_episode_steps=5, gamma=0.9)
     for s in range(6):
         rgb = torch.full((n, c, h, w), s, dtype=torch.uint8)
@@ -213,7 +223,7 @@ def test_sample_shapes_dtypes_and_device_for_images():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_buffer_on_cuda_keeps_uint8_on_the_device():
-    rb = sac.ReplayBuffer(2, 20, {"rgb": ((3, 8, 8), torch.uint8)}, 1, "cuda", 5, 0.9)
+    rb = replay.ReplayBuffer(2, 20, {"rgb": ((3, 8, 8), torch.uint8)}, 1, "cuda", 5, 0.9)
     for s in range(4):
         rb.add({"rgb": torch.full((2, 3, 8, 8), s, dtype=torch.uint8, device="cuda")}, torch.zeros(2, 1, device="cuda"),
                torch.zeros(2, device="cuda"), torch.zeros(2, dtype=torch.bool, device="cuda"),
@@ -224,11 +234,11 @@ def test_buffer_on_cuda_keeps_uint8_on_the_device():
 
 def test_buffer_nbytes_matches_what_is_allocated():
     specs = {"rgb": ((3, 16, 24), torch.uint8), "state": ((5,), torch.float32)}
-    rb = sac.ReplayBuffer(4, 100, specs, 3, "cpu", 10, 0.9, n_step=2)
+    rb = replay.ReplayBuffer(4, 100, specs, 3, "cpu", 10, 0.9, n_step=2)
     allocated = sum(t.numel() * t.element_size() for td in (rb.frames, rb.steps)
                     for t in td.values(include_nested=True, leaves_only=True))
     allocated += rb.final_ptr.numel() * rb.final_ptr.element_size()
-    assert sac.ReplayBuffer.nbytes(4, 100, specs, 3, 10, 2) == allocated
+    assert replay.ReplayBuffer.nbytes(4, 100, specs, 3, 10, 2) == allocated
     # each image is stored once (+ a few side rows for final observations), not twice
     assert rb.frames["rgb"].shape[0] == (rb.T + rb.K) * 4 and rb.K < rb.T
 
@@ -238,7 +248,7 @@ def test_final_observation_stored_at_truncation_is_the_real_one(short_env):
     info["final_observation"], not the first obs of the next episode."""
     env = short_env
     obs, _ = env.reset(seed=3)
-    rb = sac.ReplayBuffer(1, 50, {"state": ((obs.shape[1],), torch.float32)}, env.action_dim, "cpu",
+    rb = replay.ReplayBuffer(1, 50, {"state": ((obs.shape[1],), torch.float32)}, env.action_dim, "cpu",
                           env.max_episode_steps, gamma=0.8)
     g = torch.Generator().manual_seed(0)
     final, reset_obs = None, None
@@ -257,10 +267,49 @@ def test_final_observation_stored_at_truncation_is_the_real_one(short_env):
     assert torch.equal(b["obs", "state"][1], reset_obs[0])  # the new episode starts from the reset obs
 
 
+def test_replay_save_load_round_trip_cuts_the_episode_in_progress(tmp_path):
+    """save() then load() into a fresh buffer of the same layout gives the same transitions; the last
+    stored step, whose episode the resume cuts, becomes a truncation that bootstraps from the pending
+    observation (the one the next action would have been taken in). A step that terminated stays
+    terminated (discount 0)."""
+    rb = _state_buffer(num_envs=2, capacity=12, max_episode_steps=3)  # T = 6 rows per env: wraps
+    for s in range(9):
+        if s == 2:
+            _add(rb, s, truncated=[True, True], final=[-1.0, -2.0])
+        elif s == 8:
+            _add(rb, s, terminated=[False, True])
+        else:
+            _add(rb, s)
+    pending = torch.tensor([[900.0], [901.0]])
+    rb.save(tmp_path / "replay.pt", pending)
+    rb2 = _state_buffer(num_envs=2, capacity=12, max_episode_steps=3)
+    rb2.load(tmp_path / "replay.pt")
+    assert (rb2.ptr, rb2.size, rb2.num_transitions) == (rb.ptr, rb.size, rb.num_transitions)
+    assert torch.equal(rb2.frames["state"][:rb.T * 2], rb.frames["state"][:rb.T * 2])
+    # every complete transition is the same
+    oldest = (rb.ptr - rb.size) % rb.T
+    rows = ((oldest + torch.arange(rb.size - 1)) % rb.T).repeat(2)
+    envs = torch.arange(2).repeat_interleave(rb.size - 1)
+    a, b = rb.gather(rows, envs), rb2.gather(rows, envs)
+    for key in ("obs", "next_obs", "action", "reward", "discount"):
+        assert torch.equal(a[key] if key not in ("obs", "next_obs") else a[key, "state"],
+                           b[key] if key not in ("obs", "next_obs") else b[key, "state"]), key
+    # the last step (step 8): env 0 now truncated -> next obs is the pending obs; env 1 terminated
+    last = torch.tensor([(rb.ptr - 1) % rb.T] * 2)
+    t = rb2.gather(last, torch.arange(2))
+    assert t["obs", "state"][:, 0].tolist() == [800.0, 801.0]
+    assert t["next_obs", "state"][0, 0].item() == 900.0
+    assert t["discount"].tolist() == [GAMMA, 0.0]
+    assert rb2.steps["ended"][last * 2 + torch.arange(2)].all()
+    # a buffer of another layout refuses the file in one line
+    with pytest.raises(UserError, match="another layout"):
+        _state_buffer(num_envs=2, capacity=20, max_episode_steps=3).load(tmp_path / "replay.pt")
+
+
 # ----------------------------------------------------------------------------- networks
 def test_actor_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
-    actor = sac.Actor(5, 3).set_action_bounds(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 1.0]))
+    actor = nets.Actor(5, 3).set_action_bounds(torch.tensor([-1.0, -2.0, 0.0]), torch.tensor([1.0, 2.0, 1.0]))
     x = torch.randn(4, 5)
     torch.manual_seed(1)
     a, logp = actor.sample(x)
@@ -280,11 +329,11 @@ def test_q_ensemble_matches_separate_networks_and_lerps_its_target():
     made = []
 
     def make():
-        net = sac.QNetwork(4, 2, hidden_dim=16)
+        net = nets.QNetwork(4, 2, hidden_dim=16)
         made.append(net)
         return net
 
-    ens = sac.QEnsemble(make, 2, torch.device("cpu"))
+    ens = nets.QEnsemble(make, 2, torch.device("cpu"))
     x, a = torch.randn(6, 4), torch.randn(6, 2)
     q = ens.q(x, a)
     assert q.shape == (2, 6)
@@ -306,10 +355,12 @@ def test_sac_rgb_update_trains_encoder_only_through_the_critic():
     """DrQ-v2: the critic step changes the encoder; the actor step does not."""
     torch.manual_seed(0)
     policy = sac_rgb.PixelPolicy(3, 40, 48, state_dim=2, action_dim=2, feature_dim=16, hidden_dim=16)
-    qnets = sac.QEnsemble(lambda: sac.QNetwork(policy.encoder.out_dim, 2, 16), 2, torch.device("cpu"))
+    qnets = nets.QEnsemble(lambda: nets.QNetwork(policy.encoder.out_dim, 2, 16), 2, torch.device("cpu"))
     args = SimpleNamespace(cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3,
                            autotune=True)
-    update_critic, update_actor = sac_rgb.make_updates(policy, qnets, args, 2, torch.device("cpu"))
+    upd = sac_rgb.make_updates(policy, qnets, args, 2, torch.device("cpu"))
+    update_critic, update_actor = upd.critic, upd.actor
+    assert set(upd.optimizers) == {"q", "actor", "alpha"} and upd.log_alpha.requires_grad
     from tensordict import TensorDict
 
     def obs():
@@ -338,12 +389,12 @@ def test_rgb_channel_count(mode, channels, expected):
 
 # ----------------------------------------------------------------------------- errors
 def test_check_memory_refuses_what_does_not_fit(monkeypatch, capsys):
-    monkeypatch.setattr(sac, "free_bytes", lambda device: 10 * 2**30)
+    monkeypatch.setattr(replay, "free_bytes", lambda device: 10 * 2**30)
     cpu = torch.device("cpu")
-    sac.check_memory([("replay buffer", 2 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1000, 2 * 2**30 / 1000)
+    replay.check_memory([("replay buffer", 2 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1000, 2 * 2**30 / 1000)
     assert "replay buffer 2.15 GB (host RAM)" in capsys.readouterr().out
-    with pytest.raises(common.UserError, match=r"--buffer-size 1,000,000") as e:
-        sac.check_memory([("replay buffer", 20 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1_000_000,
+    with pytest.raises(UserError, match=r"--buffer-size 1,000,000") as e:
+        replay.check_memory([("replay buffer", 20 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1_000_000,
                          20 * 2**30 / 1_000_000)
     # 0.9 * 10 GiB free - 1 GiB training leaves 8 GiB = 400k transitions of 20 GiB / 1M
     suggested = int(re.search(r"~([\d,]+) would fit", str(e.value)).group(1).replace(",", ""))
@@ -354,21 +405,61 @@ def test_check_memory_refuses_what_does_not_fit(monkeypatch, capsys):
 def test_cudagraphs_without_cuda_is_a_user_error(module):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
-    with pytest.raises(common.UserError, match="--cudagraphs needs CUDA"):
-        module.main(module.Args(env_id="PushCube", cudagraphs=True, sim_backend="cpu"))
+    with pytest.raises(UserError, match="--cudagraphs needs CUDA"):
+        module.resolve_args(module.Args(env_id="PushCube", cudagraphs=True, sim_backend="cpu"), "cpu")
 
 
-@pytest.mark.parametrize("kw,needle", [(dict(aug="crop"), "--aug"), (dict(dr="max"), "--dr"),
-                                       (dict(obs_mode="state"), "obs-mode"), (dict(n_step=0), "--n-step"),
-                                       (dict(utd=0.0), "--utd"), (dict(image_size=32), "36x36"),
-                                       (dict(buffer_device="tpu"), "--buffer-device"), (dict(tau=0.0), "--tau"),
-                                       (dict(torch_threads=0), "--torch-threads")])
-def test_sac_rgb_rejects_bad_flags(kw, needle):
-    with pytest.raises(common.UserError, match=needle):
-        sac_rgb.main(sac_rgb.Args(env_id="PushCube", sim_backend="cpu", **kw))
+BAD_SAC_FLAGS = [(dict(n_step=0), "--n-step"), (dict(utd=0.0), "--utd"), (dict(tau=0.0), "--tau"),
+                 (dict(tau=1.5), "--tau"), (dict(gamma=1.5), "--gamma"), (dict(gamma=-0.1), "--gamma"),
+                 (dict(buffer_device="tpu"), "--buffer-device"), (dict(torch_threads=0), "--torch-threads"),
+                 (dict(num_envs=0), "--num-envs"), (dict(num_eval_envs=0), "--num-eval-envs"),
+                 (dict(total_timesteps=-5), "--total-timesteps"), (dict(num_eval_episodes=0), "--num-eval-episodes"),
+                 (dict(buffer_size=0), "--buffer-size"), (dict(batch_size=0), "--batch-size"),
+                 (dict(learning_starts=-1), "--learning-starts"), (dict(eval_freq=-1), "--eval-freq"),
+                 (dict(policy_frequency=0), "--policy-frequency"),
+                 (dict(target_network_frequency=0), "--target-network-frequency"), (dict(log_freq=0), "--log-freq"),
+                 (dict(hidden_dim=0), "--hidden-dim"), (dict(max_episode_steps=0), "--max-episode-steps"),
+                 (dict(policy_lr=0.0), "--policy-lr"), (dict(q_lr=-1e-3), "--q-lr"), (dict(alpha_lr=0.0), "--alpha-lr")]
 
 
-@pytest.mark.parametrize("path", sorted((common.REPO_ROOT / "configs" / "sac").glob("*.args")), ids=lambda p: p.name)
+@pytest.mark.parametrize("kw,needle", BAD_SAC_FLAGS)
+def test_sac_resolve_args_rejects_bad_flags(kw, needle):
+    with pytest.raises(UserError, match=needle) as e:
+        sac.resolve_args(sac.Args(env_id="PushCube", sim_backend="cpu", **kw), "cpu")
+    assert e.value.code == 2 and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("kw,needle", BAD_SAC_FLAGS + [
+    (dict(aug="crop"), "--aug"), (dict(dr="max"), "--dr"), (dict(obs_mode="state"), "obs-mode"),
+    (dict(image_size=32), "36x36"), (dict(image_width=35), "got 64x35"), (dict(image_size=0), "--image-size"),
+    (dict(aug_pad=-1), "--aug-pad"), (dict(feature_dim=0), "--feature-dim")])
+def test_sac_rgb_resolve_args_rejects_bad_flags(kw, needle):
+    with pytest.raises(UserError, match=needle) as e:
+        sac_rgb.resolve_args(sac_rgb.Args(env_id="PushCube", sim_backend="cpu", **kw), "cpu")
+    assert e.value.code == 2 and "\n" not in str(e.value)
+
+
+def test_resolve_args_writes_the_defaults_back():
+    a = sac.resolve_args(sac.Args(env_id="PushCube"), "cpu")
+    assert (a.env_id, a.num_envs, a.num_eval_envs, a.buffer_size) == ("PushCube-v1", 2, 2, 200_000)
+    a = sac_rgb.resolve_args(sac_rgb.Args(env_id="PushCube", image_size=48, image_width=64), "cpu")
+    assert (a.env_id, a.num_envs, a.num_eval_envs, a.buffer_size) == ("PushCube-v1", 1, 1, 100_000)
+    assert (a.image_height, a.image_width) == (48, 64)
+    a = sac.resolve_args(sac.Args(env_id="PushCube", num_envs=3, buffer_size=10), "cpu")
+    assert (a.num_envs, a.buffer_size) == (3, 10)
+
+
+def test_sac_rejects_non_positive_counts():
+    """Counts are checked before anything starts: one error line naming the flag, exit 2."""
+    p = run_script("cleanrl_style/sac_rgb.py", "--num-envs", "0", "--sim-backend", "cpu", timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert_one_error_line(p.stderr, "--num-envs")
+    p = run_script("cleanrl_style/sac.py", "--total-timesteps", "-5", "--sim-backend", "cpu", timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert_one_error_line(p.stderr, "--total-timesteps")
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "configs" / "sac").glob("*.args")), ids=lambda p: p.name)
 def test_config_files_parse(path):
     """Every configs/sac/*.args file is a valid flag set of its script and names its tier."""
     import shlex
@@ -427,7 +518,7 @@ def test_sac_smoke_run_and_reload(tmp_path):
     names = _logged_names(run_dir)
     assert LOSS_NAMES <= names
     assert {"time/sps", "time/update_s", "time/env_fps", "eval/success_once"} <= names
-    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "sac" and ckpt["step"] == 100
     assert ckpt["env"]["max_episode_steps"] == 10
     assert "action_scale" in ckpt["state_dict"]
@@ -441,7 +532,7 @@ def test_sac_rgb_smoke_run_and_reload(tmp_path):
                                         total_timesteps=40, learning_starts=25, batch_size=16, buffer_size=500,
                                         aug="shift+color", dr="light", eval_freq=0, num_eval_episodes=1, log_freq=20,
                                         max_episode_steps=10, sim_backend="cpu", runs_dir=str(tmp_path)))
-    ckpt = common.load_checkpoint(run_dir / "last.pt")
+    ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "sac_rgb"
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 64, 64]
     assert ckpt["model_kwargs"]["in_channels"] == 3 and ckpt["model_kwargs"]["state_dim"] > 0
@@ -461,3 +552,82 @@ def test_sac_compile_smoke(tmp_path):
     loss = [float(r.split(",")[3]) for r in (run_dir / "metrics.csv").read_text().splitlines()[1:]
             if ",losses/qf1_loss," in r]
     assert loss and all(math.isfinite(v) for v in loss)
+
+
+# ----------------------------------------------------------------------------- resume
+TINY = ("--env-id", "PushCube", "--num-envs", "1", "--num-eval-envs", "1", "--max-episode-steps", "5",
+        "--learning-starts", "4", "--batch-size", "4", "--hidden-dim", "8", "--buffer-size", "64",
+        "--eval-freq", "8", "--num-eval-episodes", "1", "--sim-backend", "cpu")
+
+
+def _metric_rows(run_dir) -> list:
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return [(int(r["step"]), r["name"], float(r["value"])) for r in csv.DictReader(f)]
+
+
+def _assert_metrics_read_as_one_run(run_dir) -> list:
+    rows = _metric_rows(run_dir)
+    steps = [r[0] for r in rows]
+    assert steps == sorted(steps), steps
+    keys = [(r[0], r[1]) for r in rows]
+    assert len(keys) == len(set(keys)), "duplicated (step, name) rows"
+    return rows
+
+
+@pytest.mark.slow
+def test_sac_resume_after_kill(tmp_path):
+    """kill -9 a run once it has written last.pt (and replay.pt), then --resume it: it finishes with
+    the buffer it had, and metrics.csv, final_eval.json and config.yaml read as one run."""
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "cleanrl_style/sac.py", *TINY, "--total-timesteps", "40", "--runs-dir", str(runs),
+           "--save-replay"]
+    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not list(runs.glob("*/last.pt")):
+            assert p.poll() is None, p.stderr.read().decode()
+            assert time.time() < deadline, "no last.pt after 300 s"
+            time.sleep(0.02)
+        os.killpg(p.pid, signal.SIGKILL)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        p.stderr.close()
+    assert p.returncode == -signal.SIGKILL
+    (run_dir,) = list(runs.iterdir())
+    assert (run_dir / "replay.pt").is_file() and not (run_dir / "final_eval.json").exists()
+    killed_at = load_checkpoint(run_dir / "last.pt")["train_state"]["global_step"]
+    assert 8 <= killed_at < 40
+
+    r = run_script("cleanrl_style/sac.py", "--resume", str(run_dir))
+    assert r.returncode == 0, r.stderr
+    assert "replay buffer loaded" in r.stdout and f"resumed at step {killed_at}" in r.stdout
+    assert json.loads((run_dir / "final_eval.json").read_text())["step"] == 40
+    rows = _assert_metrics_read_as_one_run(run_dir)
+    assert [s for s, n, _ in rows if n == "eval/success_once"] == [8, 16, 24, 32, 40]
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["resumed"][0]["step"] == killed_at and cfg["args"]["save_replay"] is True
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["step"] == 40 and ckpt["train_state"]["num_updates"] == (40 - 4) // 2
+
+
+@pytest.mark.slow
+def test_sac_resume_without_saved_replay_refills_before_updating(tmp_path):
+    """Without --save-replay a resumed run refills the buffer: no gradient step during the first
+    --learning-starts env steps after the resume (here: a finished 8-step run extended to 16)."""
+    runs = tmp_path / "runs"
+    p = run_script("cleanrl_style/sac.py", *TINY, "--total-timesteps", "8", "--runs-dir", str(runs))
+    assert p.returncode == 0, p.stderr
+    (run_dir,) = list(runs.iterdir())
+    assert not (run_dir / "replay.pt").exists()
+    r = run_script("cleanrl_style/sac.py", "--resume", str(run_dir), "--total-timesteps", "16")
+    assert r.returncode == 0, r.stderr
+    assert "replay buffer refilled from fresh interaction" in r.stdout
+    assert json.loads((run_dir / "final_eval.json").read_text())["step"] == 16
+    rows = _assert_metrics_read_as_one_run(run_dir)
+    # utd 0.5 on 1 env: 2 updates in steps 5..8; after the resume at 8 none in 9..12, 2 in 13..16
+    assert [(s, v) for s, n, v in rows if n == "charts/num_updates"] == [(8, 2.0), (16, 4.0)]

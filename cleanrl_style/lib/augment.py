@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 AUG_CHOICES = ("none", "shift", "shift+color")
 DR_LEVELS = ("off", "light", "heavy")
@@ -79,41 +78,6 @@ def random_shift(x: torch.Tensor, pad: int = 4, generator: Optional[torch.Genera
     if pad <= 0:
         return x
     return shift_images(x, sample_shifts(x.shape[0], pad, x.device, generator))
-
-
-def random_shift_grid_sample(x: torch.Tensor, pad: int = 4, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """DrQ-v2's formulation (replicate pad, then bilinear `grid_sample` at integer offsets), kept
-    as the reference the other implementations are benchmarked against (bench/aug_throughput.py).
-    Works for non-square images. uint8 in, uint8 out."""
-    _check_images(x)
-    b, c, h, w = x.shape
-    xp = F.pad(x.float(), (pad, pad, pad, pad), mode="replicate")
-    hp, wp = h + 2 * pad, w + 2 * pad
-    # pixel-centre coordinates of the un-shifted crop in the padded image's [-1, 1] frame
-    ys = (torch.arange(h, device=x.device, dtype=torch.float32) + pad + 0.5) * (2.0 / hp) - 1.0
-    xs = (torch.arange(w, device=x.device, dtype=torch.float32) + pad + 0.5) * (2.0 / wp) - 1.0
-    base = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)  # (H, W, 2) as (x, y)
-    shift = sample_shifts(b, pad, x.device, generator).flip(1).float()  # (dx, dy)
-    shift = shift * torch.tensor([2.0 / wp, 2.0 / hp], device=x.device)
-    grid = base[None] + shift[:, None, None, :]
-    out = F.grid_sample(xp, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return _to_uint8(out)
-
-
-_KORNIA_CROPS: dict = {}
-
-
-def random_shift_kornia(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
-    """The same augmentation through kornia (`RandomCrop` with replicate padding). kornia works in
-    float and draws from torch's global RNG. uint8 in, uint8 out."""
-    import kornia.augmentation as K
-
-    _check_images(x)
-    h, w = x.shape[-2:]
-    key = (h, w, pad)
-    if key not in _KORNIA_CROPS:
-        _KORNIA_CROPS[key] = K.RandomCrop((h, w), padding=pad, padding_mode="replicate")
-    return _to_uint8(_KORNIA_CROPS[key](x.float()))
 
 
 # ----------------------------------------------------------------------------- photometric ops
