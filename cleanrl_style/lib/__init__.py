@@ -1,0 +1,1 @@
+"""Shared modules of the cleanrl_style scripts: one reason to change each (docs/foundation.md#layout)."""
