@@ -154,8 +154,8 @@ def summarize_metrics(metrics_csv: os.PathLike, burn_in_steps: int) -> dict:
         raise ValueError(f"{len(points)} logged iterations, {len(after)} after the burn-in of {burn_in_steps} steps; "
                          f"need one at or before and one after it")
     base, last = before[-1], after[-1]
-    seconds = per_step[last]["_wall"] - per_step[base]["_wall"]
-    out = dict(iterations=len(after), measured_steps=last - base, seconds=round(seconds, 3),
+    seconds = round(per_step[last]["_wall"] - per_step[base]["_wall"], 6)  # the value train_sps divides by
+    out = dict(iterations=len(after), measured_steps=last - base, seconds=seconds,
                train_sps=(last - base) / seconds if seconds > 0 else float("nan"))
     fps = [per_step[s]["time/env_fps"] for s in after if per_step[s].get("time/env_fps", 0) > 0]
     out["collect_fps"] = len(fps) / sum(1.0 / x for x in fps) if fps else float("nan")

@@ -226,7 +226,7 @@ def test_ppo_smoke_run_artifacts(ppo_run):
     assert any(f.startswith("events.out.tfevents") for f in files)
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert cfg["args"]["env_id"] == "PushCube" and cfg["args"]["total_timesteps"] == 200
+    assert cfg["args"]["env_id"] == "PushCube-v1" and cfg["args"]["total_timesteps"] == 200
 
     m = _metrics(run_dir)
     # batch = 2 envs * 50 steps = 100 -> 2 iterations, evaluation after each

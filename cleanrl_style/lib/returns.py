@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from cleanrl_style.lib.runs import UserError
+
 
 def bootstrap_flags(terminated: torch.Tensor, truncated: torch.Tensor, mode: str):
     """(terminated, truncated) as the learner's value targets should see them.
@@ -23,7 +25,7 @@ def bootstrap_flags(terminated: torch.Tensor, truncated: torch.Tensor, mode: str
         return torch.zeros_like(terminated), terminated | truncated
     if mode == "truncation":
         return terminated, truncated
-    raise ValueError(f"--bootstrap-at-done must be 'always' or 'truncation', got {mode!r}")
+    raise UserError(f"--bootstrap-at-done must be 'always' or 'truncation', got {mode!r}")
 
 
 def compute_gae(rewards, values, next_values, terminated, dones, gamma: float, gae_lambda: float):

@@ -330,7 +330,7 @@ class RunLogger:
             v = float(v.item() if torch.is_tensor(v) else v)
             clean[k] = v
             self.tb.add_scalar(k, v, step)
-            self._csv.writerow([int(step), f"{wall:.3f}", k, f"{v:.6g}"])
+            self._csv.writerow([int(step), f"{wall:.6f}", k, f"{v:.6g}"])  # us: timing maths must not round
         self._csv_file.flush()
         if self.wandb is not None:
             self.wandb.log(clean, step=int(step))
