@@ -20,27 +20,40 @@ updates again.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal, Optional
 
 import torch
 import tyro
-from tensordict import TensorDict
 
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
 from cleanrl_style.lib.nets import Actor, QEnsemble, QNetwork
-from cleanrl_style.lib.replay import (ReplayBuffer, check_memory, eval_env_bytes, final_obs_gap, measure_free,
-                                      resolve_buffer_device)
-from cleanrl_style.lib.returns import bootstrap_flags, soft_td_target
-from cleanrl_style.lib.runs import (RunLogger, check_non_negative, check_positive, check_unit_interval, resume_args,
-                                    rng_state, run, seed_everything, set_rng_state)
+from cleanrl_style.lib.replay import (
+    ReplayBuffer,
+    check_memory,
+    eval_env_bytes,
+    final_obs_gap,
+    measure_free,
+    resolve_buffer_device,
+    restore_replay,
+)
+from cleanrl_style.lib.returns import bootstrap_flags
+from cleanrl_style.lib.runs import (
+    RunLogger,
+    check_non_negative,
+    check_positive,
+    check_unit_interval,
+    resume_args,
+    rng_state,
+    run,
+    seed_everything,
+    set_rng_state,
+)
+from cleanrl_style.lib.sac_update import SacUpdater, log_sac_iteration, make_sac_updates
 
 
 @dataclass
@@ -154,55 +167,6 @@ def resolve_args(args: Args, backend: str) -> Args:
 
 
 # ----------------------------------------------------------------------------- updates
-def make_updates(actor: Actor, qnets: QEnsemble, args, action_dim: int, device: torch.device) -> SimpleNamespace:
-    """The SAC update steps as functions of a replay batch (TensorDict in, TensorDict of detached
-    logs out), so that they can be compiled or captured in a CUDA graph as they are. Returns a
-    namespace: critic, actor (the two steps), optimizers {q, actor, alpha}, log_alpha and alpha
-    (exp(log_alpha), updated in place) -- what a resumable checkpoint saves and restores."""
-    capturable = args.cudagraphs and not args.compile
-    q_optimizer = torch.optim.Adam(qnets.parameters(), lr=args.q_lr, capturable=capturable)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
-    log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
-    alpha = log_alpha.detach().exp()  # updated in place, so graphs see the new value
-    a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
-    target_entropy = -float(action_dim)
-
-    def update_critic(batch: TensorDict) -> TensorDict:
-        obs, next_obs = batch["obs"]["state"], batch["next_obs"]["state"]
-        with torch.no_grad():
-            next_action, next_log_prob = actor.sample(next_obs)
-            next_q = qnets.q_target(next_obs, next_action).min(0).values
-            target = soft_td_target(batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
-        q = qnets.q(obs, batch["action"])  # (2, B)
-        q_loss = (q - target).pow(2).mean(1)
-        q_optimizer.zero_grad()
-        q_loss.sum().backward()
-        q_optimizer.step()
-        q = q.detach()
-        return TensorDict(qf1_loss=q_loss[0].detach(), qf2_loss=q_loss[1].detach(),
-                          qf1_values=q[0].mean(), qf2_values=q[1].mean())
-
-    def update_actor(batch: TensorDict) -> TensorDict:
-        obs = batch["obs"]["state"]
-        action, log_prob = actor.sample(obs)
-        q = qnets.q_frozen(obs, action).min(0).values
-        actor_loss = (alpha * log_prob - q).mean()
-        actor_optimizer.zero_grad()
-        actor_loss.backward()
-        actor_optimizer.step()
-        alpha_loss = torch.zeros((), device=device)
-        if args.autotune:
-            alpha_loss = (-log_alpha.exp() * (log_prob.detach() + target_entropy)).mean()
-            a_optimizer.zero_grad()
-            alpha_loss.backward()
-            a_optimizer.step()
-            alpha.copy_(log_alpha.detach().exp())
-        return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
-
-    return SimpleNamespace(critic=update_critic, actor=update_actor, log_alpha=log_alpha, alpha=alpha,
-                           optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer))
-
-
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
     if args.resume:
@@ -243,8 +207,7 @@ def main(args: Args):
     model_kwargs = dict(in_dim=obs_dim, action_dim=action_dim, hidden_dim=args.hidden_dim)
     actor = Actor(**model_kwargs).to(device).set_action_bounds(envs.action_low, envs.action_high)
     qnets = QEnsemble(lambda: QNetwork(obs_dim, action_dim, args.hidden_dim, args.q_layer_norm), 2, device)
-    upd = make_updates(actor, qnets, args, action_dim, device)
-    update_critic, update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
+    upd = make_sac_updates(actor, qnets, args, action_dim, device)
 
     def explore(o):
         return actor.sample(o)[0]
@@ -255,20 +218,16 @@ def main(args: Args):
           f"batch={args.batch_size} utd={args.utd} n_step={args.n_step} iterations={num_iterations} "
           f"torch_threads={args.torch_threads}", flush=True)
 
+    updater = SacUpdater(upd, qnets, args, device)
     replay_path = run_log.dir / "replay.pt"
-    global_step, num_updates, grad_budget = start_step, 0, 0.0
+    global_step = start_step
 
     def save(path, step, metrics, resumable):
         train_state = None
         if resumable:
-            if args.save_replay:
-                # written before last.pt: a kill in between leaves a buffer one evaluation newer than
-                # last.pt, whose transitions off-policy learning can use as they are
+            if args.save_replay:  # before last.pt: a kill in between leaves a buffer one evaluation newer
                 rb.save(replay_path, obs)
-            train_state = dict(qnets=qnets.state_dict(), log_alpha=upd.log_alpha.detach().clone(),
-                               optimizers={k: o.state_dict() for k, o in upd.optimizers.items()}, rng=rng_state(),
-                               global_step=step, num_updates=num_updates, grad_budget=grad_budget,
-                               evaluator=evaluator.state())
+            train_state = dict(updater.state(), rng=rng_state(), global_step=step, evaluator=evaluator.state())
         save_checkpoint(path, script="sac", args=args, env=envs, model_kwargs=model_kwargs,
                         state_dict=actor.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
 
@@ -277,19 +236,15 @@ def main(args: Args):
     if ckpt:
         ts = ckpt["train_state"]
         actor.load_state_dict(ckpt["state_dict"])
-        _restore_learner(upd, qnets, ts)
+        updater.load_state(ts)
         evaluator.load_state(ts["evaluator"])
-        num_updates, grad_budget = ts["num_updates"], ts["grad_budget"]
-        if not _load_replay(rb, replay_path, args.save_replay):
+        if not restore_replay(rb, replay_path, args.save_replay):
             updates_from = start_step + args.learning_starts
         set_rng_state(ts["rng"])
 
     last_log_step = start_step
-    critic_logs: Optional[TensorDict] = None
-    actor_logs: Optional[TensorDict] = None
     stats = EpisodeStats()
-    rollout_s = update_s = 0.0
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rollout_s = 0.0
     start = time.time()
     for iteration in range(start_step // num_envs + 1, num_iterations + 1):
         global_step += num_envs
@@ -307,37 +262,17 @@ def main(args: Args):
         obs = next_obs
         rollout_s += time.time() - t0
 
+        # ---- updates (--utd gradient steps per env step)
         if global_step > updates_from and rb.num_transitions > 0:
-            grad_budget += args.utd * num_envs
-            n_updates, grad_budget = int(grad_budget), grad_budget - int(grad_budget)
-            sync()  # the rollout's queued device work belongs to rollout_s, not to update_s
-            t0 = time.time()
-            for _ in range(n_updates):
-                batch = rb.sample(args.batch_size).to(device, non_blocking=True)
-                critic_logs = update_critic(batch)
-                num_updates += 1
-                if num_updates % args.policy_frequency == 0:
-                    actor_logs = update_actor(batch)
-                if num_updates % args.target_network_frequency == 0:
-                    qnets.update_target(args.tau)
-            sync()
-            update_s += time.time() - t0
+            updater(rb, num_envs)
 
+        # ---- logging
         if log_now:
             iters = max(1, (global_step - last_log_step) // num_envs)
-            logs = stats.read()
-            for td in (critic_logs, actor_logs):
-                if td is not None:
-                    logs.update({f"losses/{k}": float(v) for k, v in td.items()})
-            logs.update({"time/sps": (global_step - start_step) / (time.time() - start),
-                         "time/update_s": update_s / iters, "time/rollout_s": rollout_s / iters,
-                         "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
-                         "charts/buffer_transitions": rb.num_transitions, "charts/num_updates": num_updates})
-            run_log.log(global_step, logs)
-            run_log.progress(global_step, sps=f"{logs['time/sps']:.0f}",
-                             **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
-            last_log_step, rollout_s, update_s = global_step, 0.0, 0.0
+            log_sac_iteration(run_log, global_step, start_step, start, stats, updater, rollout_s, iters, num_envs, rb)
+            last_log_step, rollout_s = global_step, 0.0
 
+        # ---- evaluation + checkpoints (last.pt every eval, best.pt by eval success)
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
     evaluator.finish(global_step)
@@ -346,29 +281,6 @@ def main(args: Args):
     envs.close()
     eval_envs.close()
     return run_log.dir
-
-
-# ----------------------------------------------------------------------------- resume helpers
-def _load_replay(rb: ReplayBuffer, path: Path, save_replay: bool) -> bool:
-    """Refill `rb` from replay.pt when the run saved one (--save-replay); prints what happens."""
-    if save_replay and path.is_file():
-        rb.load(path)
-        print(f"resume: replay buffer loaded from {path} ({rb.num_transitions:,} transitions)", flush=True)
-        return True
-    print("resume: replay buffer refilled from fresh interaction with the current policy "
-          "(--learning-starts env steps before updates resume)", flush=True)
-    return False
-
-
-def _restore_learner(upd: SimpleNamespace, qnets: QEnsemble, train_state: dict) -> None:
-    """Critics (with targets), the optimizers and the temperature from last.pt's train_state. The
-    tensors are copied in place, so the optimizers and any compiled/captured update see them."""
-    qnets.load_state_dict(train_state["qnets"])
-    for k, opt in upd.optimizers.items():
-        opt.load_state_dict(train_state["optimizers"][k])
-    with torch.no_grad():
-        upd.log_alpha.copy_(train_state["log_alpha"])
-        upd.alpha.copy_(upd.log_alpha.exp())
 
 
 def load_policy(ckpt: dict, device: torch.device):

@@ -22,6 +22,7 @@ from cleanrl_style import sac, sac_rgb
 from cleanrl_style.lib import nets, replay, returns
 from cleanrl_style.lib.checkpoints import load_checkpoint
 from cleanrl_style.lib.runs import REPO_ROOT, UserError
+from cleanrl_style.lib.sac_update import make_sac_updates
 from conftest import SHORT_STEPS, assert_one_error_line, run_script
 
 GAMMA = 0.5
@@ -358,7 +359,7 @@ def test_sac_rgb_update_trains_encoder_only_through_the_critic():
     qnets = nets.QEnsemble(lambda: nets.QNetwork(policy.encoder.out_dim, 2, 16), 2, torch.device("cpu"))
     args = SimpleNamespace(cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3,
                            autotune=True)
-    upd = sac_rgb.make_updates(policy, qnets, args, 2, torch.device("cpu"))
+    upd = make_sac_updates(policy.actor, qnets, args, 2, torch.device("cpu"), encoder=policy.encoder)
     update_critic, update_actor = upd.critic, upd.actor
     assert set(upd.optimizers) == {"q", "actor", "alpha"} and upd.log_alpha.requires_grad
     from tensordict import TensorDict

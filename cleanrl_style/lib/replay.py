@@ -14,6 +14,7 @@ from tensordict import TensorDict
 from cleanrl_style.lib.returns import nstep_return
 from cleanrl_style.lib.runs import UserError
 
+
 def _as_obs_dict(obs) -> dict:
     return obs if isinstance(obs, dict) else {"state": obs}
 
@@ -271,3 +272,18 @@ def resolve_buffer_device(name: str, env_device: torch.device) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--buffer-device cuda needs CUDA; use --buffer-device cpu")
     return torch.device("cuda", torch.cuda.current_device()) if name == "cuda" else torch.device("cpu")
+
+
+def restore_replay(rb: ReplayBuffer, path, save_replay: bool) -> bool:
+    """For a resumed SAC run: refill `rb` from replay.pt when the run saved one (--save-replay) and
+    say so; otherwise say that the buffer is refilled from fresh interaction. Returns whether loaded."""
+    from pathlib import Path
+
+    path = Path(path)
+    if save_replay and path.is_file():
+        rb.load(path)
+        print(f"resume: replay buffer loaded from {path} ({rb.num_transitions:,} transitions)", flush=True)
+        return True
+    print("resume: replay buffer refilled from fresh interaction with the current policy "
+          "(--learning-starts env steps before updates resume)", flush=True)
+    return False

@@ -1,0 +1,151 @@
+"""SAC's update steps and their schedule, shared by sac.py and sac_rgb.py (the same algorithm over
+two observation types). Docs: docs/sac.md
+
+`make_sac_updates` builds the critic and actor steps as functions of a replay batch (TensorDict in,
+TensorDict of detached logs out), so that they can be compiled or captured in a CUDA graph as they
+are. An `encoder` (pixels) turns a batch's observations into features and is trained by the critic
+loss only (DrQ-v2): the actor step takes the detached features the critic step computed. Without
+an encoder the features are the state itself. `SacUpdater` runs `--utd` gradient steps per env step
+and holds what a resumable checkpoint saves (critics, optimizers, temperature, counters).
+"""
+from __future__ import annotations
+
+import math
+import time
+from types import SimpleNamespace
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn as nn
+from tensordict import TensorDict
+
+from cleanrl_style.lib.fast import maybe_fast
+from cleanrl_style.lib.nets import Actor, QEnsemble
+from cleanrl_style.lib.returns import soft_td_target
+
+
+def make_sac_updates(actor: Actor, qnets: QEnsemble, args: Any, action_dim: int, device: torch.device,
+                     encoder: Optional[nn.Module] = None) -> SimpleNamespace:
+    """Returns a namespace: critic, actor (the two steps), optimizers {q, actor, alpha}, log_alpha and
+    alpha (exp(log_alpha), updated in place so captured graphs see the new value)."""
+    capturable = args.cudagraphs and not args.compile
+    critic_params = (list(encoder.parameters()) if encoder is not None else []) + qnets.parameters()
+    q_optimizer = torch.optim.Adam(critic_params, lr=args.q_lr, capturable=capturable)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
+    log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
+    alpha = log_alpha.detach().exp()
+    a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
+    target_entropy = -float(action_dim)
+
+    def features(obs: TensorDict) -> torch.Tensor:
+        return encoder(obs["rgb"], obs["state"]) if encoder is not None else obs["state"]
+
+    def update_critic(batch: TensorDict) -> TensorDict:
+        feat = features(batch["obs"])
+        with torch.no_grad():
+            next_feat = features(batch["next_obs"])
+            next_action, next_log_prob = actor.sample(next_feat)
+            next_q = qnets.q_target(next_feat, next_action).min(0).values
+            target = soft_td_target(batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
+        q = qnets.q(feat, batch["action"])  # (num_q, B)
+        q_loss = (q - target).pow(2).mean(1)
+        q_optimizer.zero_grad()
+        q_loss.sum().backward()
+        q_optimizer.step()
+        q = q.detach()
+        return TensorDict(feat=feat.detach(), qf1_loss=q_loss[0].detach(), qf2_loss=q_loss[1].detach(),
+                          qf1_values=q[0].mean(), qf2_values=q[1].mean())
+
+    def update_actor(critic_out: TensorDict) -> TensorDict:
+        feat = critic_out["feat"]  # detached: no gradient from the actor reaches an encoder
+        action, log_prob = actor.sample(feat)
+        q = qnets.q_frozen(feat, action).min(0).values
+        actor_loss = (alpha * log_prob - q).mean()
+        actor_optimizer.zero_grad()
+        actor_loss.backward()
+        actor_optimizer.step()
+        alpha_loss = torch.zeros((), device=device)
+        if args.autotune:
+            alpha_loss = (-log_alpha.exp() * (log_prob.detach() + target_entropy)).mean()
+            a_optimizer.zero_grad()
+            alpha_loss.backward()
+            a_optimizer.step()
+            alpha.copy_(log_alpha.detach().exp())
+        return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
+
+    return SimpleNamespace(critic=update_critic, actor=update_actor, log_alpha=log_alpha, alpha=alpha,
+                           optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer))
+
+
+class SacUpdater:
+    """`--utd` gradient steps per env step (fractions carry over), each on a fresh replay batch
+    (`prepare(batch)` augments it), the actor every `--policy-frequency` and the target critics every
+    `--target-network-frequency` critic steps. Times the updates with a device sync on both sides, so
+    queued rollout work never counts as update time."""
+
+    def __init__(self, upd: SimpleNamespace, qnets: QEnsemble, args: Any, device: torch.device,
+                 prepare: Optional[Callable[[TensorDict], TensorDict]] = None):
+        self.upd, self.qnets, self.args, self.device, self.prepare = upd, qnets, args, device, prepare
+        self.update_critic, self.update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
+        self.num_updates, self.grad_budget, self.update_s = 0, 0.0, 0.0
+        self.critic_logs: Optional[TensorDict] = None
+        self.actor_logs: Optional[TensorDict] = None
+        self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def __call__(self, rb, num_env_steps: int) -> None:
+        a = self.args
+        self.grad_budget += a.utd * num_env_steps
+        n, self.grad_budget = int(self.grad_budget), self.grad_budget - int(self.grad_budget)
+        self._sync()
+        t0 = time.time()
+        for _ in range(n):
+            batch = rb.sample(a.batch_size).to(self.device, non_blocking=True)
+            if self.prepare is not None:
+                batch = self.prepare(batch)
+            self.critic_logs = self.update_critic(batch)
+            self.num_updates += 1
+            if self.num_updates % a.policy_frequency == 0:
+                self.actor_logs = self.update_actor(self.critic_logs)
+            if self.num_updates % a.target_network_frequency == 0:
+                self.qnets.update_target(a.tau)
+        self._sync()
+        self.update_s += time.time() - t0
+
+    def losses(self) -> dict:
+        """losses/* of the last critic and actor steps (reads the device once per value)."""
+        out = {}
+        for td in (self.critic_logs, self.actor_logs):
+            if td is not None:
+                out.update({f"losses/{k}": float(v) for k, v in td.items() if k != "feat"})
+        return out
+
+    def state(self) -> dict:
+        return dict(qnets=self.qnets.state_dict(), log_alpha=self.upd.log_alpha.detach().clone(),
+                    optimizers={k: o.state_dict() for k, o in self.upd.optimizers.items()},
+                    num_updates=self.num_updates, grad_budget=self.grad_budget)
+
+    def load_state(self, state: dict) -> None:
+        """Critics (with targets), optimizers, temperature and counters. Tensors are copied in place,
+        so the optimizers and any compiled or captured step see them."""
+        self.qnets.load_state_dict(state["qnets"])
+        for k, opt in self.upd.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        with torch.no_grad():
+            self.upd.log_alpha.copy_(state["log_alpha"])
+            self.upd.alpha.copy_(self.upd.log_alpha.exp())
+        self.num_updates, self.grad_budget = int(state["num_updates"]), float(state["grad_budget"])
+
+
+def log_sac_iteration(run_log, global_step: int, start_step: int, start_time: float, episode_stats, updater: SacUpdater,
+                      rollout_s: float, iters: int, num_envs: int, rb) -> None:
+    """losses/, charts/ and time/ metrics since the last log (time/sps counts this process's steps)."""
+    logs = episode_stats.read()
+    logs.update(updater.losses())
+    logs.update({"time/sps": (global_step - start_step) / (time.time() - start_time),
+                 "time/update_s": updater.update_s / iters, "time/rollout_s": rollout_s / iters,
+                 "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
+                 "charts/buffer_transitions": rb.num_transitions, "charts/num_updates": updater.num_updates})
+    run_log.log(global_step, logs)
+    run_log.progress(global_step, sps=f"{logs['time/sps']:.0f}",
+                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+    updater.update_s = 0.0
