@@ -27,12 +27,21 @@ import tyro
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.augment import random_shift
 from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
-from cleanrl_style.lib.demos import (demo_env_kwargs, demo_image_spec, demos_record_actor, load_demos,
-                                     read_demo_info)
+from cleanrl_style.lib.demos import demo_env_kwargs, demo_image_spec, demos_record_actor, load_demos, read_demo_info
 from cleanrl_style.lib.evaluation import Evaluator
 from cleanrl_style.lib.nets import Actor, PixelEncoder, mlp
-from cleanrl_style.lib.runs import (RunLogger, UserError, check_choice, check_non_negative, check_positive,
-                                    resume_args, rng_state, run, seed_everything, set_rng_state)
+from cleanrl_style.lib.runs import (
+    RunLogger,
+    UserError,
+    check_choice,
+    check_non_negative,
+    check_positive,
+    resume_args,
+    rng_state,
+    run,
+    seed_everything,
+    set_rng_state,
+)
 
 
 @dataclass

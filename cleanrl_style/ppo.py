@@ -20,14 +20,21 @@ import tyro
 from torch.distributions.normal import Normal
 
 from cleanrl_style.lib import envs as envs_lib
-from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags
 from cleanrl_style.lib.nets import RunningMeanStd, tanh_mlp
 from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
 from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
-from cleanrl_style.lib.runs import (RunLogger, UserError, check_non_negative, check_positive, check_unit_interval,
-                                    resume_args, rng_state, run, seed_everything, set_rng_state)
+from cleanrl_style.lib.runs import (
+    RunLogger,
+    UserError,
+    check_non_negative,
+    check_positive,
+    check_unit_interval,
+    close_run,
+    run,
+)
 
 
 @dataclass
@@ -162,17 +169,11 @@ def resolve_args(args: Args, backend: str) -> Args:
 
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    if args.resume:
-        args, _ = resume_args(args, "ppo")
-    backend = envs_lib.resolve_sim_backend(args.sim_backend)
-    args = resolve_args(args, backend)
-    envs_lib.configure_torch_threads(backend)
+    args, backend, ckpt = start_run(args, "ppo", resolve_args)
     num_envs, env_id = args.num_envs, args.env_id
     batch_size = num_envs * args.num_steps
     minibatch_size = batch_size // args.num_minibatches
     num_iterations = max(1, args.total_timesteps // batch_size)
-    seed_everything(args.seed)
-    ckpt = load_resume_checkpoint(args.resume, "ppo", envs_lib.env_device(backend)) if args.resume else None
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
     run_log = RunLogger(args, "ppo", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
@@ -221,18 +222,15 @@ def main(args: Args):
     global_step, first_iteration = start_step, 1
 
     def save(path, step, metrics, resumable):
-        train_state = dict(optimizer=optimizer.state_dict(), rng=rng_state(), global_step=step,
-                           iteration=iteration, evaluator=evaluator.state()) if resumable else None
+        ts = train_state(step, evaluator, optimizer=optimizer.state_dict(), iteration=iteration) if resumable else None
         save_checkpoint(path, script="ppo", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
+                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
 
     evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
     if ckpt:
-        agent.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["train_state"]["optimizer"])
-        evaluator.load_state(ckpt["train_state"]["evaluator"])
-        set_rng_state(ckpt["train_state"]["rng"])
-        first_iteration = ckpt["train_state"]["iteration"] + 1
+        ts = restore_common(ckpt, agent, evaluator)
+        optimizer.load_state_dict(ts["optimizer"])
+        first_iteration = ts["iteration"] + 1
     episode_stats = EpisodeStats()
     start = time.time()
     for iteration in range(first_iteration, num_iterations + 1):
@@ -286,11 +284,7 @@ def main(args: Args):
 
     # ---- final evaluation of the last policy on seeds never used for checkpoint selection
     evaluator.finish(global_step)
-    run_log.close()
-    print(f"run dir: {run_log.dir}")
-    envs.close()
-    eval_envs.close()
-    return run_log.dir
+    return close_run(run_log, envs, eval_envs)
 
 
 def load_policy(ckpt: dict, device: torch.device):

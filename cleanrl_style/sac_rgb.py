@@ -30,7 +30,7 @@ from tensordict import TensorDict
 
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
-from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
+from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
 from cleanrl_style.lib.nets import Actor, PixelEncoder, QEnsemble, QNetwork
@@ -51,11 +51,8 @@ from cleanrl_style.lib.runs import (
     check_non_negative,
     check_positive,
     check_unit_interval,
-    resume_args,
-    rng_state,
+    close_run,
     run,
-    seed_everything,
-    set_rng_state,
 )
 from cleanrl_style.lib.sac_update import SacUpdater, log_sac_iteration, make_sac_updates
 
@@ -233,17 +230,11 @@ def resolve_args(args: Args, backend: str) -> Args:
 # ----------------------------------------------------------------------------- updates
 # ----------------------------------------------------------------------------- main
 def main(args: Args):
-    if args.resume:
-        args, _ = resume_args(args, "sac_rgb")
-    backend = envs_lib.resolve_sim_backend(args.sim_backend)
-    args = resolve_args(args, backend)
-    args.torch_threads = envs_lib.configure_torch_threads(backend, args.torch_threads)
+    args, backend, ckpt = start_run(args, "sac_rgb", resolve_args)
     num_envs, env_id, buffer_size = args.num_envs, args.env_id, args.buffer_size
     height, width = args.image_height, args.image_width
     num_iterations = max(1, args.total_timesteps // num_envs)
-    seed_everything(args.seed)
     env_device = envs_lib.env_device(backend)
-    ckpt = load_resume_checkpoint(args.resume, "sac_rgb", env_device) if args.resume else None
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
     env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
@@ -306,24 +297,20 @@ def main(args: Args):
     global_step = start_step
 
     def save(path, step, metrics, resumable):
-        train_state = None
+        ts = None
         if resumable:
             if args.save_replay:  # before last.pt: a kill in between leaves a buffer one evaluation newer
                 rb.save(replay_path, obs)
-            train_state = dict(updater.state(), rng=rng_state(), global_step=step, evaluator=evaluator.state())
+            ts = train_state(step, evaluator, **updater.state())
         save_checkpoint(path, script="sac_rgb", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=policy.state_dict(), step=step, extra=dict(eval=metrics), train_state=train_state)
+                        state_dict=policy.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
 
     evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
     updates_from = args.learning_starts  # no gradient step until global_step exceeds this
-    if ckpt:
-        ts = ckpt["train_state"]
-        policy.load_state_dict(ckpt["state_dict"])  # the encoder too, which the critics share
-        updater.load_state(ts)
-        evaluator.load_state(ts["evaluator"])
+    if ckpt:  # the encoder too, which the critics share, critics, optimizers, counters
+        updater.load_state(restore_common(ckpt, policy, evaluator))
         if not restore_replay(rb, replay_path, args.save_replay):
             updates_from = start_step + args.learning_starts
-        set_rng_state(ts["rng"])
 
     last_log_step = start_step
     stats = EpisodeStats()
@@ -366,11 +353,7 @@ def main(args: Args):
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 
     evaluator.finish(global_step)
-    run_log.close()
-    print(f"run dir: {run_log.dir}")
-    envs.close()
-    eval_envs.close()
-    return run_log.dir
+    return close_run(run_log, envs, eval_envs)
 
 
 def load_policy(ckpt: dict, device: torch.device):

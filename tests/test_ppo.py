@@ -147,7 +147,7 @@ def test_default_cpu_batch_is_divisible_by_default_minibatches(monkeypatch, num_
     def stop(*a, **k):
         raise _Reached
 
-    monkeypatch.setattr(ppo, "seed_everything", stop)  # the first call after the checks
+    monkeypatch.setattr(ppo, "RunLogger", stop)  # the first call after the checks
     with pytest.raises(_Reached):
         ppo.main(ppo.Args(env_id="PushCube", num_envs=num_envs, total_timesteps=200_000, sim_backend="cpu"))
 

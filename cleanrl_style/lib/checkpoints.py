@@ -95,3 +95,43 @@ def load_resume_checkpoint(run_dir: Union[str, Path], script: str, device: torch
         raise UserError(f"--resume {run_dir}: last.pt holds no training state (written by an older version, or with "
                         f"resumable checkpoints off)", code=1)
     return ckpt
+
+
+# ----------------------------------------------------------------------------- starting / resuming a run
+def start_run(args: Any, script: str, resolve: Callable[[Any, str], Any]) -> tuple[Any, str, Optional[dict]]:
+    """The first lines of every training script's main: with --resume, the run's own flags; the sim
+    backend; the script's `resolve(args, backend)` (flag checks + resolved defaults written back into
+    args); the seeds; and the checkpoint to resume from (None for a new run). Returns (args, backend, ckpt)."""
+    from cleanrl_style.lib.envs import configure_torch_threads, env_device, resolve_sim_backend
+    from cleanrl_style.lib.runs import resume_args, seed_everything
+
+    if args.resume:
+        args, _ = resume_args(args, script)
+    backend = resolve_sim_backend(args.sim_backend)
+    args = resolve(args, backend)
+    threads = configure_torch_threads(backend, getattr(args, "torch_threads", None))
+    if hasattr(args, "torch_threads"):
+        args.torch_threads = threads
+    seed_everything(args.seed)
+    ckpt = load_resume_checkpoint(args.resume, script, env_device(backend)) if args.resume else None
+    return args, backend, ckpt
+
+
+def train_state(step: int, evaluator: Any, **learner: Any) -> dict:
+    """The resumable part of last.pt: the script's learner state (optimizers, counters, ...) plus what
+    every script saves: the step, the evaluator's selection state and the RNG states."""
+    from cleanrl_style.lib.runs import rng_state
+
+    return dict(learner, global_step=int(step), evaluator=evaluator.state(), rng=rng_state())
+
+
+def restore_common(ckpt: dict, policy: torch.nn.Module, evaluator: Any) -> dict:
+    """Load the policy weights, the evaluator's state and the RNG states of a resumable checkpoint;
+    returns its train_state for the script's own parts (optimizers, counters)."""
+    from cleanrl_style.lib.runs import set_rng_state
+
+    ts = ckpt["train_state"]
+    policy.load_state_dict(ckpt["state_dict"])
+    evaluator.load_state(ts["evaluator"])
+    set_rng_state(ts["rng"])
+    return ts

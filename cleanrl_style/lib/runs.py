@@ -370,3 +370,12 @@ def _csv_text(rows: list) -> str:
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     return buf.getvalue()
+
+
+def close_run(run_log: RunLogger, *envs: Any) -> Path:
+    """End of a training script: close the logger and the envs, print and return the run directory."""
+    run_log.close()
+    print(f"run dir: {run_log.dir}")
+    for env in envs:
+        env.close()
+    return run_log.dir
