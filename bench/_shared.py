@@ -3,6 +3,7 @@
 Rows are appended (never rewritten) so results from many machines accumulate in one file; a file
 whose header lacks some of our columns is rewritten once, atomically, with the union of columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,9 @@ def quiet_rows(rows: list[dict]) -> list[dict]:
 
 def machine_fields() -> dict:
     """The columns that say where and with what a row was measured."""
-    return dict(device=device_name(), date=now_iso(), commit=git_commit(),
-                versions=compact_versions(), cpu_count=os.cpu_count())
+    return dict(
+        device=device_name(), date=now_iso(), commit=git_commit(), versions=compact_versions(), cpu_count=os.cpu_count()
+    )
 
 
 def script_path(script: str) -> Path:

@@ -15,6 +15,7 @@ include their conversions, as a training loop would pay them). Rows are appended
 results/aug_throughput.csv with device, date, commit and the 1-minute load average (load1):
 numbers taken on a busy machine are recognisable by it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,16 +31,18 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on t
     sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
-import tyro  # noqa: E402
-
 import torch.nn.functional as F  # noqa: E402
+import tyro  # noqa: E402
 
 from cleanrl_style.lib import augment  # noqa: E402
 from cleanrl_style.lib.runs import UserError, device_name, git_commit, run  # noqa: E402
 
+
 # ----------------------------------------------------------------------------- reference shifts
 # The formulations the gather shift (lib/augment.py) is measured against.
-def random_shift_grid_sample(x: torch.Tensor, pad: int = 4, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def random_shift_grid_sample(
+    x: torch.Tensor, pad: int = 4, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
     """DrQ-v2's formulation (replicate pad, then bilinear `grid_sample` at integer offsets), kept
     as the reference the other implementations are benchmarked against (bench/aug_throughput.py).
     Works for non-square images. uint8 in, uint8 out."""
@@ -134,8 +137,11 @@ def main(args: Args) -> list[dict]:
         raise UserError(f"--device must be auto, cuda or cpu (got '{args.device}')")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda needs CUDA")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     dev_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device_name()
     commit, out = git_commit(), Path(args.out)
     out = out if out.is_absolute() else REPO_ROOT / out
@@ -146,11 +152,21 @@ def main(args: Args) -> list[dict]:
             x = torch.randint(0, 256, (batch, 3, res, res), dtype=torch.uint8, device=device)
             for impl in args.impls:
                 ips = images_per_second(IMPLS[impl], x, args.min_time)
-                row = dict(device=dev_name, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), commit=commit, impl=impl,
-                           res=res, batch=batch, images_per_s=round(ips, 1), load1=round(os.getloadavg()[0], 2))
+                row = dict(
+                    device=dev_name,
+                    date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    commit=commit,
+                    impl=impl,
+                    res=res,
+                    batch=batch,
+                    images_per_s=round(ips, 1),
+                    load1=round(os.getloadavg()[0], 2),
+                )
                 rows.append(row)
-                print(f"{impl:>12}  {res:>4}x{res:<4} batch {batch:>5}: {ips:>12,.0f} images/s  (load1 {row['load1']})",
-                      flush=True)
+                print(
+                    f"{impl:>12}  {res:>4}x{res:<4} batch {batch:>5}: {ips:>12,.0f} images/s  (load1 {row['load1']})",
+                    flush=True,
+                )
     append_rows(out, rows)
     print(f"appended {len(rows)} rows to {out}")
     return rows

@@ -7,6 +7,7 @@ matter (policy head, chunk size, temporal ensembling, observation history, dropp
 obs noise, control mode), the eval success at every evaluation, the final success on fresh seeds,
 training and wall time, the device and the exact command. Rows are appended, never rewritten.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,33 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _shared  # noqa: E402
 
-COLUMNS = ("device", "date", "commit", "variant", "seed", "num_demos", "control_mode", "obs_mode", "policy",
-           "chunk_size", "temporal_ensemble", "obs_horizon", "drop_state_keys", "obs_noise", "total_iters",
-           "eval_success_by_iter", "final_success_once", "final_episodes", "train_s", "run_wall_s", "load1_note",
-           "command", "encoder", "aug", "aux_coef")
+COLUMNS = (
+    "device",
+    "date",
+    "commit",
+    "variant",
+    "seed",
+    "num_demos",
+    "control_mode",
+    "obs_mode",
+    "policy",
+    "chunk_size",
+    "temporal_ensemble",
+    "obs_horizon",
+    "drop_state_keys",
+    "obs_noise",
+    "total_iters",
+    "eval_success_by_iter",
+    "final_success_once",
+    "final_episodes",
+    "train_s",
+    "run_wall_s",
+    "load1_note",
+    "command",
+    "encoder",
+    "aug",
+    "aux_coef",
+)
 
 
 @dataclass
@@ -41,21 +65,42 @@ def row_of(run: Path, note: str) -> dict:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     a = cfg["args"]
     final = json.loads((run / "final_eval.json").read_text())
-    evals = [(int(r["step"]), float(r["value"])) for r in _shared.read_rows(run / "metrics.csv")
-             if r["name"] == "eval/success_once"]
+    evals = [
+        (int(r["step"]), float(r["value"]))
+        for r in _shared.read_rows(run / "metrics.csv")
+        if r["name"] == "eval/success_once"
+    ]
     demo_json = Path(a["demo_path"]).with_suffix(".json")
-    control = json.loads(demo_json.read_text())["env_info"]["env_kwargs"].get("control_mode") if demo_json.exists() else ""
-    return dict(device=cfg["device"], date=cfg["start_time"], commit=cfg["git_commit"], variant=a.get("exp_name") or "bc",
-                seed=a["seed"], num_demos=final.get("num_demos"), control_mode=control, obs_mode=a["obs_mode"],
-                policy=a["policy"], chunk_size=a["chunk_size"] if a["policy"] == "chunk" else 1,
-                temporal_ensemble=a["temporal_ensemble"], obs_horizon=a["obs_horizon"],
-                drop_state_keys="+".join(a["drop_state_keys"]) or "none", obs_noise=a.get("obs_noise", 0.0),
-                total_iters=a["total_iters"], eval_success_by_iter=" ".join(f"{s}:{v:.2f}" for s, v in evals),
-                final_success_once=final["success_once"], final_episodes=final["episodes"],
-                train_s=round(final.get("train_s", float("nan")), 1), run_wall_s=round(final.get("wall_time_s", float("nan")), 1),
-                load1_note=note, command=cfg["command"],
-                encoder=a.get("encoder", "nature") if a["obs_mode"] != "state" else "",
-                aug=a.get("aug", "") if a["obs_mode"] != "state" else "", aux_coef=a.get("aux_coef", 0.0))
+    control = (
+        json.loads(demo_json.read_text())["env_info"]["env_kwargs"].get("control_mode") if demo_json.exists() else ""
+    )
+    return dict(
+        device=cfg["device"],
+        date=cfg["start_time"],
+        commit=cfg["git_commit"],
+        variant=a.get("exp_name") or "bc",
+        seed=a["seed"],
+        num_demos=final.get("num_demos"),
+        control_mode=control,
+        obs_mode=a["obs_mode"],
+        policy=a["policy"],
+        chunk_size=a["chunk_size"] if a["policy"] == "chunk" else 1,
+        temporal_ensemble=a["temporal_ensemble"],
+        obs_horizon=a["obs_horizon"],
+        drop_state_keys="+".join(a["drop_state_keys"]) or "none",
+        obs_noise=a.get("obs_noise", 0.0),
+        total_iters=a["total_iters"],
+        eval_success_by_iter=" ".join(f"{s}:{v:.2f}" for s, v in evals),
+        final_success_once=final["success_once"],
+        final_episodes=final["episodes"],
+        train_s=round(final.get("train_s", float("nan")), 1),
+        run_wall_s=round(final.get("wall_time_s", float("nan")), 1),
+        load1_note=note,
+        command=cfg["command"],
+        encoder=a.get("encoder", "nature") if a["obs_mode"] != "state" else "",
+        aug=a.get("aug", "") if a["obs_mode"] != "state" else "",
+        aux_coef=a.get("aux_coef", 0.0),
+    )
 
 
 def main(args: Args) -> int:
@@ -73,9 +118,11 @@ def main(args: Args) -> int:
     print("| variant | seed | demos | head | chunk | TE | hist | dropped | final success_once | evals |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['seed']} | {r['num_demos']} | {r['policy']} | {r['chunk_size']} | "
-              f"{r['temporal_ensemble']} | {r['obs_horizon']} | {r['drop_state_keys']} | "
-              f"{r['final_success_once']:.2f} ({r['final_episodes']}) | {r['eval_success_by_iter']} |")
+        print(
+            f"| {r['variant']} | {r['seed']} | {r['num_demos']} | {r['policy']} | {r['chunk_size']} | "
+            f"{r['temporal_ensemble']} | {r['obs_horizon']} | {r['drop_state_keys']} | "
+            f"{r['final_success_once']:.2f} ({r['final_episodes']}) | {r['eval_success_by_iter']} |"
+        )
     print(f"appended {len(rows)} row(s) to {args.out}")
     return 0
 

@@ -20,6 +20,7 @@ On the GPU every configuration runs in its own subprocess (`--isolate auto`), so
 configuration becomes a row with an `error` note instead of ending the sweep, and each peak-memory
 number belongs to one configuration.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,9 +39,28 @@ from bench import _shared  # noqa: E402
 from cleanrl_style.lib.envs import make_env, resolve_env_id, resolve_sim_backend  # noqa: E402
 from cleanrl_style.lib.runs import UserError, device_name, run  # noqa: E402
 
-COLUMNS = ("device", "date", "commit", "versions", "env_id", "obs", "res", "num_envs", "env_fps", "peak_mem_gb",
-           "gpu_mem_used_gb", "sim_backend", "control_mode", "steps", "burn_in", "seconds", "make_s", "load1",
-           "cpu_count", "error")
+COLUMNS = (
+    "device",
+    "date",
+    "commit",
+    "versions",
+    "env_id",
+    "obs",
+    "res",
+    "num_envs",
+    "env_fps",
+    "peak_mem_gb",
+    "gpu_mem_used_gb",
+    "sim_backend",
+    "control_mode",
+    "steps",
+    "burn_in",
+    "seconds",
+    "make_s",
+    "load1",
+    "cpu_count",
+    "error",
+)
 OBS_MODES = ("state", "rgb", "rgbd")
 GPU_GRID = dict(num_envs=(16, 64, 256, 1024, 4096), obs=OBS_MODES, res=(64, 128, 256))
 CPU_GRID = dict(num_envs=(1, 2), obs=("state", "rgb"), res=(64, 128))
@@ -110,13 +130,21 @@ def build_grid(obs: tuple[str, ...], res: tuple[int, ...], num_envs: tuple[int, 
         raise UserError(f"--num-envs {max(num_envs)} on the CPU backend starts that many processes; use <= 64")
     grid = []
     for o in dict.fromkeys(obs):
-        for r in ([None] if o == "state" else sorted(set(res))):
+        for r in [None] if o == "state" else sorted(set(res)):
             grid += [Config(o, r, n) for n in sorted(set(num_envs))]
     return grid
 
 
-def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: float, control_mode: str,
-            sim_backend: str, seed: int) -> dict:
+def measure(
+    env_id: str,
+    cfg: Config,
+    steps: int,
+    burn_in: int,
+    max_seconds: float,
+    control_mode: str,
+    sim_backend: str,
+    seed: int,
+) -> dict:
     """Make the envs, burn in, time random-action steps. Returns the measured columns of one row."""
     import torch
 
@@ -128,8 +156,9 @@ def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: flo
         free_before, _ = torch.cuda.mem_get_info()
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    env = make_env(env_id, cfg.num_envs, cfg.obs, image_size=cfg.res or 64, control_mode=control_mode,
-                          sim_backend=backend)
+    env = make_env(
+        env_id, cfg.num_envs, cfg.obs, image_size=cfg.res or 64, control_mode=control_mode, sim_backend=backend
+    )
     try:
         env.reset(seed=seed)
         make_s = time.perf_counter() - t0
@@ -148,8 +177,14 @@ def measure(env_id: str, cfg: Config, steps: int, burn_in: int, max_seconds: flo
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
         seconds = round(seconds, 6)  # the CSV holds the value env_fps was computed from
-        row = dict(env_fps=cfg.num_envs * n / seconds, steps=n, seconds=seconds, make_s=round(make_s, 2),
-                   load1=_shared.load1(), sim_backend=backend)
+        row = dict(
+            env_fps=cfg.num_envs * n / seconds,
+            steps=n,
+            seconds=seconds,
+            make_s=round(make_s, 2),
+            load1=_shared.load1(),
+            sim_backend=backend,
+        )
         if cuda:
             free_after, _ = torch.cuda.mem_get_info()
             row["peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
@@ -169,10 +204,32 @@ def _measure_isolated(args: Args, env_id: str, cfg: Config, steps: int, burn_in:
     return its row (or the measured columns of an error row when the child died)."""
     with tempfile.TemporaryDirectory(prefix="env_fps_") as tmp:
         out = Path(tmp) / "row.csv"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--env-id", env_id, "--obs", cfg.obs,
-               "--num-envs", str(cfg.num_envs), "--steps", str(steps), "--burn-in", str(burn_in),
-               "--max-seconds", str(args.max_seconds), "--control-mode", args.control_mode,
-               "--sim-backend", args.sim_backend, "--seed", str(args.seed), "--isolate", "never", "--out", str(out)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--env-id",
+            env_id,
+            "--obs",
+            cfg.obs,
+            "--num-envs",
+            str(cfg.num_envs),
+            "--steps",
+            str(steps),
+            "--burn-in",
+            str(burn_in),
+            "--max-seconds",
+            str(args.max_seconds),
+            "--control-mode",
+            args.control_mode,
+            "--sim-backend",
+            args.sim_backend,
+            "--seed",
+            str(args.seed),
+            "--isolate",
+            "never",
+            "--out",
+            str(out),
+        ]
         if cfg.res is not None:
             cmd += ["--res", str(cfg.res)]
         try:
@@ -189,30 +246,52 @@ def _measure_isolated(args: Args, env_id: str, cfg: Config, steps: int, burn_in:
         return dict(error=f"exit code {proc.returncode}: {lines[-1][:180] if lines else 'no output'}")
 
 
-def sweep(args: Args, env_id: str, grid: list[Config], steps: int, burn_in: int, isolate: bool,
-          measure_fn: Optional[Callable[[Config], dict]] = None) -> list[dict]:
+def sweep(
+    args: Args,
+    env_id: str,
+    grid: list[Config],
+    steps: int,
+    burn_in: int,
+    isolate: bool,
+    measure_fn: Optional[Callable[[Config], dict]] = None,
+) -> list[dict]:
     """Measure every configuration, appending each row to args.out as soon as it is known. A failing
     configuration becomes a row with an `error` note; by default larger num_envs at the same
     obs/res are then skipped (they would fail too)."""
     if measure_fn is None:
         if isolate:
+
             def measure_fn(cfg):
                 return _measure_isolated(args, env_id, cfg, steps, burn_in)
         else:
+
             def measure_fn(cfg):
-                return measure(env_id, cfg, steps, burn_in, args.max_seconds, args.control_mode,
-                               args.sim_backend, args.seed)
+                return measure(
+                    env_id, cfg, steps, burn_in, args.max_seconds, args.control_mode, args.sim_backend, args.seed
+                )
+
     machine = _shared.machine_fields()
     failed: dict[tuple, int] = {}
     rows = []
     for cfg in grid:
         if not args.keep_going and (cfg.obs, cfg.res) in failed:
-            print(f"env_fps: skip {cfg.label()}: num_envs={failed[(cfg.obs, cfg.res)]} already failed at this setting "
-                  f"(--keep-going tries anyway)", flush=True)
+            print(
+                f"env_fps: skip {cfg.label()}: num_envs={failed[(cfg.obs, cfg.res)]} already failed at this setting "
+                f"(--keep-going tries anyway)",
+                flush=True,
+            )
             continue
-        base = dict(machine, date=_shared.now_iso(), env_id=env_id, obs=cfg.obs, res=cfg.res, num_envs=cfg.num_envs,
-                    control_mode=args.control_mode, burn_in=burn_in,
-                    sim_backend=resolve_sim_backend(args.sim_backend))
+        base = dict(
+            machine,
+            date=_shared.now_iso(),
+            env_id=env_id,
+            obs=cfg.obs,
+            res=cfg.res,
+            num_envs=cfg.num_envs,
+            control_mode=args.control_mode,
+            burn_in=burn_in,
+            sim_backend=resolve_sim_backend(args.sim_backend),
+        )
         try:
             measured = measure_fn(cfg)
         except UserError as e:  # e.g. too little GPU memory for this many envs
@@ -225,8 +304,11 @@ def sweep(args: Args, env_id: str, grid: list[Config], steps: int, burn_in: int,
             failed[(cfg.obs, cfg.res)] = cfg.num_envs
             print(f"env_fps: {cfg.label()}: FAILED ({row['error']})", flush=True)
         else:
-            print(f"env_fps: {cfg.label()}: {float(row['env_fps']):,.1f} env steps/s "
-                  f"({row['steps']} steps in {float(row['seconds']):.2f} s, load1 {row['load1']})", flush=True)
+            print(
+                f"env_fps: {cfg.label()}: {float(row['env_fps']):,.1f} env steps/s "
+                f"({row['steps']} steps in {float(row['seconds']):.2f} s, load1 {row['load1']})",
+                flush=True,
+            )
         _shared.append_rows(args.out, COLUMNS, [row])
         rows.append(row)
     return rows
@@ -252,8 +334,11 @@ def main(args: Args) -> list[dict]:
         return []
     env_id = resolve_env_id(args.env_id)
     isolate = args.isolate == "always" or (args.isolate == "auto" and backend == "gpu")
-    print(f"env_fps: {env_id} on {device_name()} ({backend}), {len(grid)} configurations, "
-          f"{burn_in} burn-in + up to {steps} timed steps each, rows -> {args.out}", flush=True)
+    print(
+        f"env_fps: {env_id} on {device_name()} ({backend}), {len(grid)} configurations, "
+        f"{burn_in} burn-in + up to {steps} timed steps each, rows -> {args.out}",
+        flush=True,
+    )
     return sweep(args, env_id, grid, steps, burn_in, isolate)
 
 

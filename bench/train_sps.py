@@ -21,6 +21,7 @@ torch.compile, CUDA-graph capture):
                ceiling
 One row per (script, mode) is appended to `--out` (results/train_sps.csv).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,10 +42,36 @@ from bench import _shared, env_fps  # noqa: E402
 from cleanrl_style.lib.envs import resolve_env_id, resolve_sim_backend  # noqa: E402
 from cleanrl_style.lib.runs import UserError, device_name, run  # noqa: E402
 
-COLUMNS = ("device", "date", "commit", "versions", "script", "env_id", "obs", "res", "num_envs", "mode", "env_fps",
-           "collect_fps", "train_sps", "ratio", "update_s", "rollout_s", "iterations", "measured_steps", "seconds",
-           "burn_in_steps", "env_fps_source", "sim_backend", "control_mode", "load1", "cpu_count", "omp_num_threads",
-           "run_s", "error")
+COLUMNS = (
+    "device",
+    "date",
+    "commit",
+    "versions",
+    "script",
+    "env_id",
+    "obs",
+    "res",
+    "num_envs",
+    "mode",
+    "env_fps",
+    "collect_fps",
+    "train_sps",
+    "ratio",
+    "update_s",
+    "rollout_s",
+    "iterations",
+    "measured_steps",
+    "seconds",
+    "burn_in_steps",
+    "env_fps_source",
+    "sim_backend",
+    "control_mode",
+    "load1",
+    "cpu_count",
+    "omp_num_threads",
+    "run_s",
+    "error",
+)
 SCRIPTS = ("ppo", "ppo_rgb", "sac", "sac_rgb")
 MODES = ("eager", "compile", "cudagraphs")
 MODE_FLAGS = {"eager": [], "compile": ["--compile"], "cudagraphs": ["--cudagraphs"]}
@@ -53,6 +80,7 @@ MODE_FLAGS = {"eager": [], "compile": ["--compile"], "cudagraphs": ["--cudagraph
 @dataclass(frozen=True)
 class Fixed:
     """A script's benchmark config on one tier. total_timesteps and burn_in are env steps."""
+
     obs: str
     num_envs: int
     total_timesteps: int
@@ -68,26 +96,57 @@ class Fixed:
 # The CPU SAC configs are tiny (2-3 minutes each on 2 cores): enough to compare modes, not to learn.
 FIXED: dict[str, dict[str, Fixed]] = {
     "ppo": {
-        "gpu": Fixed("state", 1024, 7 * 1024 * 50, 2 * 1024 * 50,
-                     ("--num-steps", "50", "--num-minibatches", "32", "--update-epochs", "4")),
-        "cpu": Fixed("state", 2, 6 * 2 * 100, 2 * 2 * 100,
-                     ("--num-steps", "100", "--num-minibatches", "4", "--update-epochs", "4")),
+        "gpu": Fixed(
+            "state",
+            1024,
+            7 * 1024 * 50,
+            2 * 1024 * 50,
+            ("--num-steps", "50", "--num-minibatches", "32", "--update-epochs", "4"),
+        ),
+        "cpu": Fixed(
+            "state",
+            2,
+            6 * 2 * 100,
+            2 * 2 * 100,
+            ("--num-steps", "100", "--num-minibatches", "4", "--update-epochs", "4"),
+        ),
     },
     "ppo_rgb": {
-        "gpu": Fixed("rgb", 256, 7 * 256 * 50, 2 * 256 * 50,
-                     ("--num-steps", "50", "--num-minibatches", "8", "--update-epochs", "4", "--image-size", "128"), 128),
-        "cpu": Fixed("rgb", 2, 5 * 2 * 25, 2 * 2 * 25,
-                     ("--num-steps", "25", "--num-minibatches", "2", "--update-epochs", "2", "--image-size", "64"), 64),
+        "gpu": Fixed(
+            "rgb",
+            256,
+            7 * 256 * 50,
+            2 * 256 * 50,
+            ("--num-steps", "50", "--num-minibatches", "8", "--update-epochs", "4", "--image-size", "128"),
+            128,
+        ),
+        "cpu": Fixed(
+            "rgb",
+            2,
+            5 * 2 * 25,
+            2 * 2 * 25,
+            ("--num-steps", "25", "--num-minibatches", "2", "--update-epochs", "2", "--image-size", "64"),
+            64,
+        ),
     },
     "sac": {
         "gpu": Fixed("state", 256, 60_000, 20_000, ("--learning-starts", "4000", "--log-freq", "5000")),
-        "cpu": Fixed("state", 2, 1_500, 1_000, ("--learning-starts", "500", "--batch-size", "256", "--log-freq", "250")),
+        "cpu": Fixed(
+            "state", 2, 1_500, 1_000, ("--learning-starts", "500", "--batch-size", "256", "--log-freq", "250")
+        ),
     },
     "sac_rgb": {
-        "gpu": Fixed("rgb", 256, 40_000, 15_000,
-                     ("--learning-starts", "4000", "--log-freq", "5000", "--image-size", "128"), 128),
-        "cpu": Fixed("rgb", 2, 600, 400,
-                     ("--learning-starts", "200", "--batch-size", "64", "--log-freq", "100", "--image-size", "64"), 64),
+        "gpu": Fixed(
+            "rgb", 256, 40_000, 15_000, ("--learning-starts", "4000", "--log-freq", "5000", "--image-size", "128"), 128
+        ),
+        "cpu": Fixed(
+            "rgb",
+            2,
+            600,
+            400,
+            ("--learning-starts", "200", "--batch-size", "64", "--log-freq", "100", "--image-size", "64"),
+            64,
+        ),
     },
 }
 
@@ -129,10 +188,33 @@ class Args:
 
 def training_command(args: Args, script: str, mode: str, fixed: Fixed, runs_dir: str) -> list[str]:
     total = args.total_timesteps or fixed.total_timesteps
-    cmd = [args.python, str(_shared.script_path(script)), "--env-id", args.env_id, "--num-envs", str(fixed.num_envs),
-           "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "1", "--num-eval-episodes", "1",
-           "--no-save-checkpoints", "--seed", str(args.seed), "--sim-backend", args.sim_backend,
-           "--runs-dir", runs_dir, "--exp-name", f"train_sps_{script}_{mode}", *fixed.flags, *MODE_FLAGS[mode]]
+    cmd = [
+        args.python,
+        str(_shared.script_path(script)),
+        "--env-id",
+        args.env_id,
+        "--num-envs",
+        str(fixed.num_envs),
+        "--total-timesteps",
+        str(total),
+        "--eval-freq",
+        "0",
+        "--num-eval-envs",
+        "1",
+        "--num-eval-episodes",
+        "1",
+        "--no-save-checkpoints",
+        "--seed",
+        str(args.seed),
+        "--sim-backend",
+        args.sim_backend,
+        "--runs-dir",
+        runs_dir,
+        "--exp-name",
+        f"train_sps_{script}_{mode}",
+        *fixed.flags,
+        *MODE_FLAGS[mode],
+    ]
     return cmd + shlex.split(args.extra_flags)
 
 
@@ -151,12 +233,18 @@ def summarize_metrics(metrics_csv: os.PathLike, burn_in_steps: int) -> dict:
     before = [s for s in points if s <= burn_in_steps]
     after = [s for s in points if s > burn_in_steps]
     if not before or not after:
-        raise ValueError(f"{len(points)} logged iterations, {len(after)} after the burn-in of {burn_in_steps} steps; "
-                         f"need one at or before and one after it")
+        raise ValueError(
+            f"{len(points)} logged iterations, {len(after)} after the burn-in of {burn_in_steps} steps; "
+            f"need one at or before and one after it"
+        )
     base, last = before[-1], after[-1]
     seconds = round(per_step[last]["_wall"] - per_step[base]["_wall"], 6)  # the value train_sps divides by
-    out = dict(iterations=len(after), measured_steps=last - base, seconds=seconds,
-               train_sps=(last - base) / seconds if seconds > 0 else float("nan"))
+    out = dict(
+        iterations=len(after),
+        measured_steps=last - base,
+        seconds=seconds,
+        train_sps=(last - base) / seconds if seconds > 0 else float("nan"),
+    )
     fps = [per_step[s]["time/env_fps"] for s in after if per_step[s].get("time/env_fps", 0) > 0]
     out["collect_fps"] = len(fps) / sum(1.0 / x for x in fps) if fps else float("nan")
     for name in ("update_s", "rollout_s"):
@@ -165,8 +253,9 @@ def summarize_metrics(metrics_csv: os.PathLike, burn_in_steps: int) -> dict:
     return out
 
 
-def lookup_env_fps(rows: list[dict], device: str, env_id: str, obs: str, res: Optional[int], num_envs: int,
-                   control_mode: Optional[str]) -> tuple[float, int]:
+def lookup_env_fps(
+    rows: list[dict], device: str, env_id: str, obs: str, res: Optional[int], num_envs: int, control_mode: Optional[str]
+) -> tuple[float, int]:
     """Median env_fps over the error-free rows of the same setting (the quiet ones when there are any,
     see _shared.quiet_rows), and how many rows that was."""
     hits = []
@@ -204,8 +293,15 @@ def bench_one(args: Args, script: str, mode: str, fixed: Fixed, runs_root: Path)
     log_path = runs_root / f"{tag}.log"
     try:
         with open(log_path, "w") as log:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, timeout=args.timeout,
-                                  cwd=_shared.REPO_ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            proc = subprocess.run(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=args.timeout,
+                cwd=_shared.REPO_ROOT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            )
         rc = proc.returncode
     except subprocess.TimeoutExpired:
         rc = None
@@ -220,9 +316,13 @@ def bench_one(args: Args, script: str, mode: str, fixed: Fixed, runs_root: Path)
         return row
     cfg = _run_config(run_dirs[-1])
     a = cfg.get("args", {})
-    row.update(env_id=cfg.get("env_id", args.env_id), obs=a.get("obs_mode", fixed.obs),
-               num_envs=a.get("num_envs") or fixed.num_envs, control_mode=a.get("control_mode"),
-               sim_backend=resolve_sim_backend(a.get("sim_backend", args.sim_backend)))
+    row.update(
+        env_id=cfg.get("env_id", args.env_id),
+        obs=a.get("obs_mode", fixed.obs),
+        num_envs=a.get("num_envs") or fixed.num_envs,
+        control_mode=a.get("control_mode"),
+        sim_backend=resolve_sim_backend(a.get("sim_backend", args.sim_backend)),
+    )
     row["res"] = (a.get("image_height") or a.get("image_size")) if row["obs"] != "state" else None
     try:
         row.update(summarize_metrics(run_dirs[-1] / "metrics.csv", burn_in))
@@ -236,16 +336,32 @@ def attach_env_fps(args: Args, row: dict, device: str) -> None:
     if row.get("error"):
         return
     res = row["res"] if row["obs"] != "state" else None
-    fps, n = lookup_env_fps(_shared.read_rows(args.env_fps_csv), device, row["env_id"], row["obs"], res,
-                            int(row["num_envs"]), row.get("control_mode"))
+    fps, n = lookup_env_fps(
+        _shared.read_rows(args.env_fps_csv),
+        device,
+        row["env_id"],
+        row["obs"],
+        res,
+        int(row["num_envs"]),
+        row.get("control_mode"),
+    )
     if n:
         row["env_fps_source"] = f"{args.env_fps_csv} (median of {n})"
     elif args.measure_env_fps:
-        print(f"train_sps: no raw env FPS for {row['env_id']} {row['obs']} res={res} num_envs={row['num_envs']} "
-              f"in {args.env_fps_csv}; measuring it now", flush=True)
-        ea = env_fps.Args(env_id=row["env_id"], obs=(row["obs"],), res=(res,) if res else (),
-                          num_envs=(int(row["num_envs"]),), control_mode=row.get("control_mode") or "pd_joint_delta_pos",
-                          sim_backend=args.sim_backend, out=args.env_fps_csv)
+        print(
+            f"train_sps: no raw env FPS for {row['env_id']} {row['obs']} res={res} num_envs={row['num_envs']} "
+            f"in {args.env_fps_csv}; measuring it now",
+            flush=True,
+        )
+        ea = env_fps.Args(
+            env_id=row["env_id"],
+            obs=(row["obs"],),
+            res=(res,) if res else (),
+            num_envs=(int(row["num_envs"]),),
+            control_mode=row.get("control_mode") or "pd_joint_delta_pos",
+            sim_backend=args.sim_backend,
+            out=args.env_fps_csv,
+        )
         measured = env_fps.main(ea)
         good = [r for r in measured if not r.get("error")]
         if good:
@@ -273,8 +389,11 @@ def main(args: Args) -> list[dict]:
     plan = []
     for script in args.scripts:
         if not _shared.script_path(script).is_file():
-            print(f"train_sps: skip {script}: {_shared.script_path(script).relative_to(_shared.REPO_ROOT)} does not exist",
-                  flush=True)
+            print(
+                f"train_sps: skip {script}: "
+                f"{_shared.script_path(script).relative_to(_shared.REPO_ROOT)} does not exist",
+                flush=True,
+            )
             continue
         for mode in args.modes:
             if mode == "cudagraphs" and backend != "gpu":
@@ -301,9 +420,13 @@ def main(args: Args) -> list[dict]:
             row.setdefault("env_id", resolve_env_id(args.env_id))
             if not row.get("error"):
                 ratio = row.get("ratio", float("nan"))
-                print(f"train_sps: {script} {mode}: train_sps {row['train_sps']:,.1f}, collect_fps {row['collect_fps']:,.1f}, "
-                      f"update {row['update_s']:.3f} s/iter, raw env_fps {row.get('env_fps', float('nan')):,.1f}, "
-                      f"ratio {ratio:.2f} (load1 {row['load1']})", flush=True)
+                print(
+                    f"train_sps: {script} {mode}: train_sps {row['train_sps']:,.1f}, "
+                    f"collect_fps {row['collect_fps']:,.1f}, "
+                    f"update {row['update_s']:.3f} s/iter, raw env_fps {row.get('env_fps', float('nan')):,.1f}, "
+                    f"ratio {ratio:.2f} (load1 {row['load1']})",
+                    flush=True,
+                )
             _shared.append_rows(args.out, COLUMNS, [row])
             rows.append(row)
     return rows

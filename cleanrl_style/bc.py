@@ -12,6 +12,7 @@ training loop. Demo files are read by lib/demos.py. The env's control mode and i
 the demo file; evaluation uses a longer time limit than the task default (--max-episode-steps 100)
 because motion-planning demos are longer than it.
 """
+
 from __future__ import annotations
 
 import math
@@ -173,14 +174,19 @@ class KeypointEncoder(nn.Module):
     the grid, so positions of small objects (PickCube's 4 cm cube is ~3 px at 64x64) survive, unlike in
     NatureCNN's flatten. uint8 (B, C, H, W) in; keypoints (B, 2K) concatenated with the state out."""
 
-    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, num_keypoints: int = 32,
-                 channels: int = 32):
+    def __init__(
+        self, in_channels: int, height: int, width: int, state_dim: int, num_keypoints: int = 32, channels: int = 32
+    ):
         super().__init__()
         self.convs = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, num_keypoints, 1))
+            nn.Conv2d(in_channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(channels, num_keypoints, 1),
+        )
         with torch.no_grad():
             h, w = self.convs(torch.zeros(1, in_channels, height, width)).shape[2:]
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
@@ -190,9 +196,9 @@ class KeypointEncoder(nn.Module):
         self.out_dim = 2 * num_keypoints + state_dim
 
     def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        maps = self.convs(rgb.float() / 255.0).flatten(2)                          # (B, K, h*w)
+        maps = self.convs(rgb.float() / 255.0).flatten(2)  # (B, K, h*w)
         attn = torch.softmax(maps / self.log_temperature.exp(), dim=-1)
-        kp = (attn @ self.pos).flatten(1)                                           # (B, 2K)
+        kp = (attn @ self.pos).flatten(1)  # (B, 2K)
         return torch.cat([kp, state], dim=-1) if self.state_dim else kp
 
 
@@ -202,9 +208,20 @@ class BCPolicy(nn.Module):
     or a spatial-softmax keypoint encoder (encoder="keypoints") per frame (+ state), then the MLP.
     head="gaussian": lib/nets.py's Actor (tanh-Gaussian, as sac.py), one action, env units."""
 
-    def __init__(self, state_dim: int, action_dim: int, obs_horizon: int = 1, chunk_size: int = 8,
-                 hidden_dim: int = 512, head: str = "chunk", image_shape: Optional[list] = None,
-                 feature_dim: int = 256, encoder: str = "nature", aux_dim: int = 0, head_input: str = "features"):
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        obs_horizon: int = 1,
+        chunk_size: int = 8,
+        hidden_dim: int = 512,
+        head: str = "chunk",
+        image_shape: Optional[list] = None,
+        feature_dim: int = 256,
+        encoder: str = "nature",
+        aux_dim: int = 0,
+        head_input: str = "features",
+    ):
         super().__init__()
         self.head, self.obs_horizon, self.chunk_size, self.action_dim = head, obs_horizon, chunk_size, action_dim
         self.encoder = None
@@ -261,11 +278,18 @@ class Normalizer(nn.Module):
     """Dataset statistics of the kept state dims and of the actions, applied at train and eval time
     and saved inside the checkpoint (buffers)."""
 
-    def __init__(self, keep: torch.Tensor, state_mean: torch.Tensor, state_std: torch.Tensor,
-                 action_mean: torch.Tensor, action_std: torch.Tensor):
+    def __init__(
+        self,
+        keep: torch.Tensor,
+        state_mean: torch.Tensor,
+        state_std: torch.Tensor,
+        action_mean: torch.Tensor,
+        action_std: torch.Tensor,
+    ):
         super().__init__()
-        for k, v in dict(keep=keep, state_mean=state_mean, state_std=state_std,
-                         action_mean=action_mean, action_std=action_std).items():
+        for k, v in dict(
+            keep=keep, state_mean=state_mean, state_std=state_std, action_mean=action_mean, action_std=action_std
+        ).items():
             self.register_buffer(k, v.clone())
 
     @classmethod
@@ -292,8 +316,14 @@ class EvalPolicy(nn.Module):
     """The deployed policy: keeps the observation history and the recent chunks of each env.
     `reset()` (called by lib/evaluation.evaluate after every env reset) clears both."""
 
-    def __init__(self, model: BCPolicy, norm: Normalizer, temporal_ensemble: bool = True,
-                 ensemble_decay: float = 0.01, exec_horizon: int = 4):
+    def __init__(
+        self,
+        model: BCPolicy,
+        norm: Normalizer,
+        temporal_ensemble: bool = True,
+        ensemble_decay: float = 0.01,
+        exec_horizon: int = 4,
+    ):
         super().__init__()
         self.model, self.norm = model, norm
         self.temporal_ensemble, self.decay = temporal_ensemble, ensemble_decay
@@ -302,7 +332,7 @@ class EvalPolicy(nn.Module):
 
     def reset(self):
         self.hist_state = self.hist_rgb = None
-        self.chunks = None                  # temporal ensembling: (N, H, H, A), newest chunk first
+        self.chunks = None  # temporal ensembling: (N, H, H, A), newest chunk first
         self.queue, self.queue_pos = None, 0
 
     def _push(self, obs) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -344,16 +374,17 @@ class EvalPolicy(nn.Module):
         self.chunks[:, 0] = chunk
         self.n = min(self.n + 1, H)
         j = torch.arange(self.n, device=chunk.device)
-        preds = self.chunks[:, j, j]                              # (N, n, A): what each chunk says for now
-        w = torch.exp(-self.decay * (self.n - 1 - j).float())     # oldest chunk first, as in ACT
+        preds = self.chunks[:, j, j]  # (N, n, A): what each chunk says for now
+        w = torch.exp(-self.decay * (self.n - 1 - j).float())  # oldest chunk first, as in ACT
         return (preds * w[None, :, None]).sum(1) / w.sum()
 
 
 def build_policy(model_kwargs: dict, args: dict, device) -> EvalPolicy:
     model = BCPolicy(**model_kwargs["model"]).to(device)
     norm = Normalizer.empty(model_kwargs["n_keep"], model_kwargs["model"]["action_dim"]).to(device)
-    return EvalPolicy(model, norm, args.get("temporal_ensemble", True), args.get("ensemble_decay", 0.01),
-                      args.get("exec_horizon", 4)).to(device)
+    return EvalPolicy(
+        model, norm, args.get("temporal_ensemble", True), args.get("ensemble_decay", 0.01), args.get("exec_horizon", 4)
+    ).to(device)
 
 
 def load_policy(ckpt: dict, device: torch.device):
@@ -368,9 +399,22 @@ def load_policy(ckpt: dict, device: torch.device):
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every flag that needs no demo file (one line, exit 2) and write the policy-, mode- and
     backend-dependent defaults back into args, so config.yaml and checkpoints record the values used."""
-    check_positive(args, "num_demos", "num_eval_envs", "num_eval_episodes", "total_iters", "max_episode_steps",
-                   "chunk_size", "exec_horizon", "obs_horizon", "hidden_dim", "feature_dim", "batch_size",
-                   "learning_rate", "log_freq")
+    check_positive(
+        args,
+        "num_demos",
+        "num_eval_envs",
+        "num_eval_episodes",
+        "total_iters",
+        "max_episode_steps",
+        "chunk_size",
+        "exec_horizon",
+        "obs_horizon",
+        "hidden_dim",
+        "feature_dim",
+        "batch_size",
+        "learning_rate",
+        "log_freq",
+    )
     check_non_negative(args, "eval_freq", "weight_decay", "obs_noise", "aux_coef", "ensemble_decay")
     check_choice("obs-mode", args.obs_mode, ("state", "rgb", "rgbd"))
     check_choice("policy", args.policy, ("chunk", "gaussian"))
@@ -379,10 +423,14 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_choice("head-input", args.head_input, ("features", "aux"))
     check_choice("aug", args.aug, ("none", "shift"))
     if args.policy == "gaussian" and args.chunk_size not in (None, 1):
-        raise UserError(f"--policy gaussian predicts one action per query: --chunk-size must be 1 (got {args.chunk_size})")
+        raise UserError(
+            f"--policy gaussian predicts one action per query: --chunk-size must be 1 (got {args.chunk_size})"
+        )
     if args.head_input == "aux" and (args.obs_mode == "state" or args.aux_coef == 0):
-        raise UserError("--head-input aux needs pixels (--obs-mode rgb/rgbd) and --aux-coef > 0: the head "
-                        "sees the position the image encoder learns to predict")
+        raise UserError(
+            "--head-input aux needs pixels (--obs-mode rgb/rgbd) and --aux-coef > 0: the head "
+            "sees the position the image encoder learns to predict"
+        )
     if not args.demo_path:
         raise UserError("--demo-path is required (collect_demos.py writes one)")
     chunk, pixels = args.policy == "chunk", args.obs_mode != "state"
@@ -403,8 +451,10 @@ def resolve_defaults(args: Args, info: dict) -> None:
         if args.obs_mode != "state" and demos_record_actor(args.demo_path, info, args.aux_actor):
             args.aux_coef = 10.0
         elif args.obs_mode != "state":
-            print(f"bc: note: {args.demo_path} records no '{args.aux_actor}' actor state: training without the "
-                  f"auxiliary position loss (--aux-actor names another actor)")
+            print(
+                f"bc: note: {args.demo_path} records no '{args.aux_actor}' actor state: training without the "
+                f"auxiliary position loss (--aux-actor names another actor)"
+            )
 
 
 def check_demo_args(args: Args, info: dict) -> None:
@@ -412,14 +462,19 @@ def check_demo_args(args: Args, info: dict) -> None:
     if info["env_id"] != args.env_id:
         raise UserError(f"{args.demo_path} holds {info['env_id']} demos, not {args.env_id}", code=1)
     if args.head_input == "aux" and args.aux_coef <= 0:
-        raise UserError("--head-input aux needs --aux-coef > 0 (these demos record no "
-                        f"'{args.aux_actor}' actor state, so it defaults to 0): the head sees the position the "
-                        "image encoder learns to predict")
+        raise UserError(
+            "--head-input aux needs --aux-coef > 0 (these demos record no "
+            f"'{args.aux_actor}' actor state, so it defaults to 0): the head sees the position the "
+            "image encoder learns to predict"
+        )
     demo_obs = info["obs_mode"] or "none"
     want = {"state": ("state",), "rgb": ("rgb",), "rgbd": ("rgbd", "rgb+depth")}[args.obs_mode]
     if demo_obs not in want:
-        raise UserError(f"{args.demo_path} has obs mode '{demo_obs}', not '{args.obs_mode}': convert it with "
-                        f"collect_demos.py --convert-only --obs-mode {args.obs_mode}", code=1)
+        raise UserError(
+            f"{args.demo_path} has obs mode '{demo_obs}', not '{args.obs_mode}': convert it with "
+            f"collect_demos.py --convert-only --obs-mode {args.obs_mode}",
+            code=1,
+        )
     if not info["control_mode"]:
         raise UserError(f"{args.demo_path}: its json names no control mode", code=1)
 
@@ -440,21 +495,41 @@ def main(args: Args):
     ckpt = load_resume_checkpoint(args.resume, "bc", device) if args.resume else None
     start_iter = ckpt["train_state"]["iteration"] if ckpt else 0
     if start_iter > args.total_iters:
-        raise UserError(f"--resume {args.resume}: last.pt is at iteration {start_iter}, past --total-iters "
-                        f"{args.total_iters}")
+        raise UserError(
+            f"--resume {args.resume}: last.pt is at iteration {start_iter}, past --total-iters {args.total_iters}"
+        )
 
     pixels = args.obs_mode != "state"
     image_size, cameras = 64, None
     if pixels:  # the eval env renders what the demos saw: same cameras, same size
         cameras, image_size = demo_image_spec(args.demo_path, info)
-    run_log = RunLogger(args, "bc", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                        total_steps=args.total_iters, exp_name=args.exp_name, resume_dir=args.resume,
-                        resume_step=start_iter)
-    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, image_size=image_size, cameras=cameras,
-                                  control_mode=info["control_mode"], sim_backend=backend, partial_reset=False,
-                                  reconfiguration_freq=1, max_episode_steps=args.max_episode_steps,
-                                  video_dir=run_log.video_dir if args.capture_video else None,
-                                  env_kwargs=demo_env_kwargs(info))
+    run_log = RunLogger(
+        args,
+        "bc",
+        env_id,
+        args.seed,
+        args.runs_dir,
+        args.track,
+        args.wandb_project,
+        total_steps=args.total_iters,
+        exp_name=args.exp_name,
+        resume_dir=args.resume,
+        resume_step=start_iter,
+    )
+    eval_envs = envs_lib.make_env(
+        env_id,
+        args.num_eval_envs,
+        args.obs_mode,
+        image_size=image_size,
+        cameras=cameras,
+        control_mode=info["control_mode"],
+        sim_backend=backend,
+        partial_reset=False,
+        reconfiguration_freq=1,
+        max_episode_steps=args.max_episode_steps,
+        video_dir=run_log.video_dir if args.capture_video else None,
+        env_kwargs=demo_env_kwargs(info),
+    )
     eval_envs.reset(seed=args.seed + 1_000_000)
     layout = eval_envs.state_layout()
 
@@ -462,11 +537,16 @@ def main(args: Args):
     aux_actor = args.aux_actor if args.aux_coef > 0 else None
     data = load_demos(args.demo_path, args.obs_mode, args.num_demos, layout if pixels else None, aux_actor)
     if data["state"].shape[1] != sum(s for _, s in layout):
-        raise UserError(f"demo state has {data['state'].shape[1]} dims, the env's has "
-                        f"{sum(s for _, s in layout)}: the demos were converted for another task/obs mode", code=1)
+        raise UserError(
+            f"demo state has {data['state'].shape[1]} dims, the env's has "
+            f"{sum(s for _, s in layout)}: the demos were converted for another task/obs mode",
+            code=1,
+        )
     if data["actions"].shape[1] != eval_envs.action_dim:
-        raise UserError(f"demo actions have {data['actions'].shape[1]} dims, {info['control_mode']} has "
-                        f"{eval_envs.action_dim}", code=1)
+        raise UserError(
+            f"demo actions have {data['actions'].shape[1]} dims, {info['control_mode']} has {eval_envs.action_dim}",
+            code=1,
+        )
     load_s = time.time() - t0
     keep = keep_index(layout, args.drop_state_keys)
     norm = Normalizer.fit(keep, data["state"], data["actions"]).to(device)
@@ -477,20 +557,35 @@ def main(args: Args):
         if k in data:
             data[k] = data[k].to(device)
     S = len(data["actions"])
-    print(f"bc: {env_id} {args.obs_mode} {info['control_mode']} | {data['num_demos']} demos, {S} steps "
-          f"(episode length {min(data['lengths'])}-{max(data['lengths'])}, mean {np.mean(data['lengths']):.1f}) "
-          f"loaded in {load_s:.1f}s | policy={args.policy} chunk={args.chunk_size} obs_horizon={args.obs_horizon} "
-          f"state dims {len(keep)}/{data['state'].shape[1]} | device={device}")
-    overlap = set(s for s in data["seeds"] if s is not None) & set(range(args.seed + 1_000_000, args.seed + 2_000_000 + args.num_eval_episodes))
+    print(
+        f"bc: {env_id} {args.obs_mode} {info['control_mode']} | {data['num_demos']} demos, {S} steps "
+        f"(episode length {min(data['lengths'])}-{max(data['lengths'])}, mean {np.mean(data['lengths']):.1f}) "
+        f"loaded in {load_s:.1f}s | policy={args.policy} chunk={args.chunk_size} obs_horizon={args.obs_horizon} "
+        f"state dims {len(keep)}/{data['state'].shape[1]} | device={device}"
+    )
+    overlap = set(s for s in data["seeds"] if s is not None) & set(
+        range(args.seed + 1_000_000, args.seed + 2_000_000 + args.num_eval_episodes)
+    )
     if overlap:
         print(f"bc: warning: {len(overlap)} demo seeds are also evaluation seeds")
 
     image_shape = list(data["rgb"].shape[1:]) if pixels else None
-    model_kwargs = dict(model=dict(state_dim=len(keep), action_dim=eval_envs.action_dim, obs_horizon=args.obs_horizon,
-                                   chunk_size=args.chunk_size, hidden_dim=args.hidden_dim, head=args.policy,
-                                   image_shape=image_shape, feature_dim=args.feature_dim, encoder=args.encoder,
-                                   aux_dim=3 if aux_actor else 0, head_input=args.head_input),
-                        n_keep=len(keep))
+    model_kwargs = dict(
+        model=dict(
+            state_dim=len(keep),
+            action_dim=eval_envs.action_dim,
+            obs_horizon=args.obs_horizon,
+            chunk_size=args.chunk_size,
+            hidden_dim=args.hidden_dim,
+            head=args.policy,
+            image_shape=image_shape,
+            feature_dim=args.feature_dim,
+            encoder=args.encoder,
+            aux_dim=3 if aux_actor else 0,
+            head_input=args.head_input,
+        ),
+        n_keep=len(keep),
+    )
     model = BCPolicy(**model_kwargs["model"]).to(device)
     if args.policy == "gaussian":
         model.actor.set_action_bounds(eval_envs.action_low.to(device), eval_envs.action_high.to(device))
@@ -501,16 +596,16 @@ def main(args: Args):
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
         frames, steps, valid = batch_indices(data, idx, args.obs_horizon, args.chunk_size)
-        state = norm.state(data["state"][frames])                                  # (B, h, D)
+        state = norm.state(data["state"][frames])  # (B, h, D)
         if args.obs_noise > 0:
             state = state + args.obs_noise * torch.randn_like(state)
         rgb = None
         if pixels:
-            rgb = data["rgb"][frames]                                              # (B, h, C, H, W) uint8
+            rgb = data["rgb"][frames]  # (B, h, C, H, W) uint8
             if augment is not None:
                 rgb = augment(rgb.flatten(0, 1)).reshape(rgb.shape)
-        target = data["actions"][steps]                                            # (B, H, A)
-        x = model.features(state, rgb)                                             # (B, h * F)
+        target = data["actions"][steps]  # (B, H, A)
+        x = model.features(state, rgb)  # (B, h * F)
         pred = model.act(model.head_in(x, state))
         if args.policy == "chunk":
             target = norm.action(target)
@@ -527,14 +622,32 @@ def main(args: Args):
     wall0 = 0.0  # training wall time before this process (a resumed run)
 
     def save(path, step, metrics, resumable):
-        train_state = dict(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                           generator=gen.get_state(), rng=rng_state(), iteration=step,
-                           evaluator=evaluator.state(), loss_sum=float(loss_sum), aux_sum=float(aux_sum),
-                           wall_s=wall0 + time.time() - start) if resumable else None
-        save_checkpoint(path, script="bc", args=args, env=eval_envs, model_kwargs=model_kwargs,
-                        state_dict=policy.state_dict(), step=step,
-                        extra=dict(demo_path=str(args.demo_path), num_demos=data["num_demos"], eval=metrics),
-                        train_state=train_state)
+        train_state = (
+            dict(
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                generator=gen.get_state(),
+                rng=rng_state(),
+                iteration=step,
+                evaluator=evaluator.state(),
+                loss_sum=float(loss_sum),
+                aux_sum=float(aux_sum),
+                wall_s=wall0 + time.time() - start,
+            )
+            if resumable
+            else None
+        )
+        save_checkpoint(
+            path,
+            script="bc",
+            args=args,
+            env=eval_envs,
+            model_kwargs=model_kwargs,
+            state_dict=policy.state_dict(),
+            step=step,
+            extra=dict(demo_path=str(args.demo_path), num_demos=data["num_demos"], eval=metrics),
+            train_state=train_state,
+        )
 
     evaluator = Evaluator(run_log, eval_envs, policy, args, save)
     if ckpt:
@@ -566,8 +679,12 @@ def main(args: Args):
         aux_sum += aux_loss.detach()
         if it % args.log_freq == 0:
             now = time.time()
-            logs = {"losses/bc_loss": loss_sum / args.log_freq, "charts/learning_rate": scheduler.get_last_lr()[0],
-                    "time/iters_per_s": args.log_freq / (now - t_log), "time/wall_s": wall0 + now - start}
+            logs = {
+                "losses/bc_loss": loss_sum / args.log_freq,
+                "charts/learning_rate": scheduler.get_last_lr()[0],
+                "time/iters_per_s": args.log_freq / (now - t_log),
+                "time/wall_s": wall0 + now - start,
+            }
             if aux_actor:
                 logs["losses/aux_loss"] = aux_sum / args.log_freq
             run_log.log(it, logs)

@@ -17,6 +17,7 @@ never damages what exists. Conversion uses mani_skill's replay tool; replays tha
 and their seeds listed, not silently dropped. Demo seeds start at --seed (0): evaluation in bc.py
 uses seeds >= 1_000_000.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,20 @@ from cleanrl_style.lib.checkpoints import load_checkpoint, policy_loader
 from cleanrl_style.lib.envs import resolve_env_id
 from cleanrl_style.lib.runs import UserError, check_choice, check_non_negative, check_positive, run, write_json
 
-MP_TASKS = ("PickCube-v1", "PushCube-v1", "StackCube-v1", "PegInsertionSide-v1", "PullCube-v1",
-            "LiftPegUpright-v1", "PlugCharger-v1", "PullCubeTool-v1", "PlaceSphere-v1", "StackPyramid-v1",
-            "DrawTriangle-v1", "DrawSVG-v1")
+MP_TASKS = (
+    "PickCube-v1",
+    "PushCube-v1",
+    "StackCube-v1",
+    "PegInsertionSide-v1",
+    "PullCube-v1",
+    "LiftPegUpright-v1",
+    "PlugCharger-v1",
+    "PullCubeTool-v1",
+    "PlaceSphere-v1",
+    "StackPyramid-v1",
+    "DrawTriangle-v1",
+    "DrawSVG-v1",
+)
 
 
 @dataclass
@@ -92,8 +104,9 @@ def read_json(h5: Path) -> dict:
     try:
         return json.loads(_json(h5).read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{_json(h5)} is missing or corrupt ({type(e).__name__}); move {h5.parent} away "
-                        f"to start over", code=1) from e
+        raise UserError(
+            f"{_json(h5)} is missing or corrupt ({type(e).__name__}); move {h5.parent} away to start over", code=1
+        ) from e
 
 
 def replace_pair(src_h5: Path, dst_h5: Path) -> None:
@@ -131,12 +144,17 @@ def _mp_worker(env_id: str, seeds: list[int], wanted: int, tmp_dir: str, name: s
     from mani_skill.examples.motionplanning.panda.run import MP_SOLUTIONS
     from mani_skill.utils.wrappers.record import RecordEpisode
 
-    env = gym.make(env_id, obs_mode="none", control_mode="pd_joint_pos", sim_backend="physx_cpu",
-                   render_backend="none")
-    env = RecordEpisode(env, output_dir=tmp_dir, trajectory_name=name, save_video=False,
-                        source_type="motionplanning",
-                        source_desc="mani_skill's motion planning solution, collected by cleanrl_style/collect_demos.py",
-                        record_reward=False, save_on_reset=False)
+    env = gym.make(env_id, obs_mode="none", control_mode="pd_joint_pos", sim_backend="physx_cpu", render_backend="none")
+    env = RecordEpisode(
+        env,
+        output_dir=tmp_dir,
+        trajectory_name=name,
+        save_video=False,
+        source_type="motionplanning",
+        source_desc="mani_skill's motion planning solution, collected by cleanrl_style/collect_demos.py",
+        record_reward=False,
+        save_on_reset=False,
+    )
     solve = MP_SOLUTIONS[env_id]
 
     def attempt(seed: int) -> Optional[int]:
@@ -166,14 +184,26 @@ def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str,
     spec = ckpt["env"]
     policy = policy_loader(ckpt)(ckpt, torch.device("cpu"))
     h, w = spec["image_size"]
-    kw = dict(num_envs=1, obs_mode=_ms_obs_mode(spec["obs_mode"]), sim_backend="physx_cpu",
-              render_backend="cpu" if spec["obs_mode"] != "state" else "none",
-              sensor_configs=dict(width=w, height=h), control_mode=spec["control_mode"])
+    kw = dict(
+        num_envs=1,
+        obs_mode=_ms_obs_mode(spec["obs_mode"]),
+        sim_backend="physx_cpu",
+        render_backend="cpu" if spec["obs_mode"] != "state" else "none",
+        sensor_configs=dict(width=w, height=h),
+        control_mode=spec["control_mode"],
+    )
     kw.update(spec.get("env_kwargs") or {})
     env = gym.make(spec["env_id"], **kw)
-    env = RecordEpisode(env, output_dir=tmp_dir, trajectory_name=name, save_video=False, source_type="rl",
-                        source_desc=f"cleanrl_style {ckpt['script']} checkpoint {ckpt_path}",
-                        record_reward=True, save_on_reset=False)
+    env = RecordEpisode(
+        env,
+        output_dir=tmp_dir,
+        trajectory_name=name,
+        save_video=False,
+        source_type="rl",
+        source_desc=f"cleanrl_style {ckpt['script']} checkpoint {ckpt_path}",
+        record_reward=True,
+        save_on_reset=False,
+    )
     convert = PixelObs(spec["cameras"], spec["obs_mode"] == "rgbd") if spec["obs_mode"] != "state" else None
     max_steps = spec.get("max_episode_steps") or env.unwrapped.spec.max_episode_steps or 100
 
@@ -220,8 +250,10 @@ def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dic
         with ctx.Manager() as manager:
             queue = manager.Queue()
             with ctx.Pool(procs) as pool:
-                jobs = [pool.apply_async(worker, (worker_arg, seeds[i], per_proc[i], str(tmp), f"part{i}", queue))
-                        for i in range(procs)]
+                jobs = [
+                    pool.apply_async(worker, (worker_arg, seeds[i], per_proc[i], str(tmp), f"part{i}", queue))
+                    for i in range(procs)
+                ]
                 bar = tqdm(total=wanted, unit="demo", desc=f"collect {env_id}", dynamic_ncols=True)
                 tries = succ = 0
                 while not all(j.ready() for j in jobs) or not queue.empty():
@@ -245,18 +277,23 @@ def collect(args: Args, env_id: str, dest: Path, worker, worker_arg: str) -> dic
         merge_trajectories(str(merged), parts)
         meta = read_json(merged)
         old = prev.get("cleanrl_style", {})
-        stats = dict(attempts=old.get("attempts", 0) + attempts, successes=len(meta["episodes"]),
-                     last_seed_tried=max([old.get("last_seed_tried", -1)] + [r["last_seed"] for r in results]),
-                     collect_seconds=old.get("collect_seconds", 0.0) + (time.time() - t0))
+        stats = dict(
+            attempts=old.get("attempts", 0) + attempts,
+            successes=len(meta["episodes"]),
+            last_seed_tried=max([old.get("last_seed_tried", -1)] + [r["last_seed"] for r in results]),
+            collect_seconds=old.get("collect_seconds", 0.0) + (time.time() - t0),
+        )
         meta["cleanrl_style"] = stats
         write_json(_json(merged), meta)
         replace_pair(merged, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rate = len(new_seeds) / max(attempts, 1)
-    print(f"collect: {len(new_seeds)}/{attempts} attempts succeeded ({rate:.0%}) in {time.time() - t0:.1f}s; "
-          f"episode length {min(lengths)}-{max(lengths)} (mean {sum(lengths) / len(lengths):.1f}); "
-          f"{dest} now holds {stats['successes']} demos")
+    print(
+        f"collect: {len(new_seeds)}/{attempts} attempts succeeded ({rate:.0%}) in {time.time() - t0:.1f}s; "
+        f"episode length {min(lengths)}-{max(lengths)} (mean {sum(lengths) / len(lengths):.1f}); "
+        f"{dest} now holds {stats['successes']} demos"
+    )
     if len(new_seeds) < wanted:
         print(f"collect: warning: wanted {wanted} more, got {len(new_seeds)} within --max-attempts {budget}")
     return stats
@@ -272,7 +309,7 @@ def _split(raw: Path, meta: dict, parts: int, tmp: Path) -> list[Path]:
     out = []
     with h5py.File(raw, "r") as src:
         for i in range(parts):
-            chunk = eps[bounds[i]:bounds[i + 1]]
+            chunk = eps[bounds[i] : bounds[i + 1]]
             if not chunk:
                 continue
             path = tmp / f"part{i}" / "trajectory.h5"
@@ -302,39 +339,71 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         meta = json.loads(json.dumps(meta))
         kw = meta["env_info"]["env_kwargs"]
         kw["sensor_configs"] = dict(width=image_size, height=image_size)
-        if kw.get("render_backend") == "none":  # collected without a renderer; replaying images needs ManiSkill's default one
+        if (
+            kw.get("render_backend") == "none"
+        ):  # collected without a renderer; replaying images needs ManiSkill's default one
             kw.pop("render_backend")
     t0 = time.time()
     procs = []  # (process, its log file, its part)
     try:
         parts = _split(raw, meta, max(1, min(num_procs, n_raw)), tmp)
-        print(f"convert: replaying {n_raw} demos as {obs_mode}/{control_mode} in {len(parts)} process(es) "
-              f"(mani_skill.trajectory.replay_trajectory; progress of the first below)", flush=True)
+        print(
+            f"convert: replaying {n_raw} demos as {obs_mode}/{control_mode} in {len(parts)} process(es) "
+            f"(mani_skill.trajectory.replay_trajectory; progress of the first below)",
+            flush=True,
+        )
         for i, part in enumerate(parts):
-            cmd = [sys.executable, "-m", "mani_skill.trajectory.replay_trajectory", "--traj-path", str(part),
-                   "--use-first-env-state", "-o", _ms_obs_mode(obs_mode), "--save-traj", "-n", "1", "-b", "physx_cpu"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "mani_skill.trajectory.replay_trajectory",
+                "--traj-path",
+                str(part),
+                "--use-first-env-state",
+                "-o",
+                _ms_obs_mode(obs_mode),
+                "--save-traj",
+                "-n",
+                "1",
+                "-b",
+                "physx_cpu",
+            ]
             if control_mode != "pd_joint_pos":
                 cmd += ["-c", control_mode]
             log = open(part.parent / "replay.log", "w")
-            procs.append((subprocess.Popen(cmd, stdout=sys.stderr if i == 0 else log, stderr=subprocess.STDOUT), log, part))
+            procs.append(
+                (subprocess.Popen(cmd, stdout=sys.stderr if i == 0 else log, stderr=subprocess.STDOUT), log, part)
+            )
         produced = []
         for proc, _, part in procs:
             rc = proc.wait()
             done = part.parent / out.name
             if rc != 0 or not done.exists():
                 tail = (part.parent / "replay.log").read_text().strip().splitlines()[-1:] or ["see the output above"]
-                raise UserError(f"conversion to {obs_mode}/{control_mode} failed: replay tool exit {rc} on "
-                                f"{part.parent.name} ({tail[0][:200]})", code=1)
+                raise UserError(
+                    f"conversion to {obs_mode}/{control_mode} failed: replay tool exit {rc} on "
+                    f"{part.parent.name} ({tail[0][:200]})",
+                    code=1,
+                )
             produced.append(done)
         merged = tmp / out.name
         merge_trajectories(str(merged), [str(p) for p in produced])
         conv = read_json(merged)
         got = len(conv["episodes"])  # seeds as a multiset: a file merged from other tools may repeat one
-        failed = sorted((Counter(ep["episode_seed"] for ep in meta["episodes"])
-                         - Counter(ep["episode_seed"] for ep in conv["episodes"])).elements())
-        conv["cleanrl_style"] = dict(source=str(raw), source_episodes=n_raw, converted=got,
-                                     failed_seeds=failed, convert_seconds=time.time() - t0,
-                                     image_size=image_size if obs_mode != "state" else None)
+        failed = sorted(
+            (
+                Counter(ep["episode_seed"] for ep in meta["episodes"])
+                - Counter(ep["episode_seed"] for ep in conv["episodes"])
+            ).elements()
+        )
+        conv["cleanrl_style"] = dict(
+            source=str(raw),
+            source_episodes=n_raw,
+            converted=got,
+            failed_seeds=failed,
+            convert_seconds=time.time() - t0,
+            image_size=image_size if obs_mode != "state" else None,
+        )
         write_json(_json(merged), conv)
         replace_pair(merged, out)
     finally:
@@ -343,8 +412,10 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
                 proc.kill()
             log.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"convert: {got}/{n_raw} demos replayed successfully as {obs_mode}/{control_mode} in "
-          f"{time.time() - t0:.1f}s -> {out}" + (f"; failed seeds: {failed}" if failed else ""))
+    print(
+        f"convert: {got}/{n_raw} demos replayed successfully as {obs_mode}/{control_mode} in "
+        f"{time.time() - t0:.1f}s -> {out}" + (f"; failed seeds: {failed}" if failed else "")
+    )
     return out
 
 
@@ -370,13 +441,19 @@ def main(args: Args) -> dict:
         if ckpt["env"]["env_id"] != env_id:
             raise UserError(f"--teacher was trained on {ckpt['env']['env_id']}, not {env_id}", code=1)
         spec = ckpt["env"]
-        dest = (Path(args.out_dir) / env_id / "teacher" /
-                f"trajectory.{_ms_obs_mode(spec['obs_mode'])}.{spec['control_mode']}.physx_cpu.h5")
+        dest = (
+            Path(args.out_dir)
+            / env_id
+            / "teacher"
+            / f"trajectory.{_ms_obs_mode(spec['obs_mode'])}.{spec['control_mode']}.physx_cpu.h5"
+        )
         stats = collect(args, env_id, dest, _teacher_worker, str(Path(args.teacher).resolve()))
         return dict(stats, path=str(dest))
     if env_id not in MP_TASKS:
-        raise UserError(f"no motion-planning solution for {env_id} in mani_skill (have: {', '.join(MP_TASKS)}); "
-                        f"use --teacher CHECKPOINT")
+        raise UserError(
+            f"no motion-planning solution for {env_id} in mani_skill (have: {', '.join(MP_TASKS)}); "
+            f"use --teacher CHECKPOINT"
+        )
     raw = raw_path(args.out_dir, env_id)
     out = dict(raw=str(raw))
     if args.convert_only:

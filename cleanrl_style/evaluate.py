@@ -9,6 +9,7 @@ reconfiguration every reset, deterministic actions, episode i seeded with seed +
 Writes eval_<checkpoint>_seed<S>.json (and .mp4 with --video) next to the checkpoint unless --out-dir;
 never the training run's own final_eval.json, which stays as the run wrote it.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,11 +60,20 @@ def main(args: Args) -> dict:
     spec = ckpt["env"]
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint).resolve().parent
     num_envs = args.num_envs or min(args.num_episodes, 16 if backend == "gpu" else 2)
-    env = envs_lib.make_env(spec["env_id"], num_envs, spec["obs_mode"], image_size=spec["image_size"],
-                            cameras=spec["cameras"], control_mode=spec["control_mode"], sim_backend=backend,
-                            partial_reset=False, reconfiguration_freq=1,
-                            max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
-                            video_dir=str(out_dir) if args.video else None, env_kwargs=spec.get("env_kwargs"))
+    env = envs_lib.make_env(
+        spec["env_id"],
+        num_envs,
+        spec["obs_mode"],
+        image_size=spec["image_size"],
+        cameras=spec["cameras"],
+        control_mode=spec["control_mode"],
+        sim_backend=backend,
+        partial_reset=False,
+        reconfiguration_freq=1,
+        max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
+        video_dir=str(out_dir) if args.video else None,
+        env_kwargs=spec.get("env_kwargs"),
+    )
     env.reset(seed=args.seed)
     check_obs_compatible(ckpt, env)
     policy = load_policy_checked(ckpt, env.device, args.checkpoint)
@@ -71,9 +81,15 @@ def main(args: Args) -> dict:
     name = f"eval_{Path(args.checkpoint).stem}_seed{args.seed}"
     metrics = evaluate(policy, env, args.num_episodes, seed=args.seed, video_name=name if args.video else None)
     env.close()
-    metrics.update(checkpoint=str(args.checkpoint), script=ckpt["script"], env_id=spec["env_id"],
-                   checkpoint_step=ckpt.get("step"), max_episode_steps=env.max_episode_steps,
-                   device=device_name(), wall_time_s=time.time() - t0)
+    metrics.update(
+        checkpoint=str(args.checkpoint),
+        script=ckpt["script"],
+        env_id=spec["env_id"],
+        checkpoint_step=ckpt.get("step"),
+        max_episode_steps=env.max_episode_steps,
+        device=device_name(),
+        wall_time_s=time.time() - t0,
+    )
     path = out_dir / f"{name}.json"
     write_json(path, metrics)
     print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")

@@ -7,6 +7,7 @@ Reads top to bottom: Args, the agent (MLPs with running obs normalization), flag
 rollout/update loop, load_policy. The target maths (GAE, bootstrap flags) are in lib/returns.py and
 the clipped objective with its minibatch epochs in lib/ppo_update.py, shared with ppo_rgb.py.
 """
+
 from __future__ import annotations
 
 import time
@@ -150,9 +151,23 @@ class Agent(nn.Module):
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every numeric flag (one line, exit 2) and write the backend-dependent defaults back
     into args, so config.yaml and checkpoints record the values used."""
-    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "num_steps",
-                   "update_epochs", "num_minibatches", "learning_rate", "hidden_dim", "max_episode_steps",
-                   "clip_coef", "max_grad_norm", "target_kl", "reward_scale")
+    check_positive(
+        args,
+        "num_envs",
+        "num_eval_envs",
+        "total_timesteps",
+        "num_eval_episodes",
+        "num_steps",
+        "update_epochs",
+        "num_minibatches",
+        "learning_rate",
+        "hidden_dim",
+        "max_episode_steps",
+        "clip_coef",
+        "max_grad_norm",
+        "target_kl",
+        "reward_scale",
+    )
     check_non_negative(args, "eval_freq", "ent_coef", "vf_coef")
     check_unit_interval(args, "gamma")
     check_unit_interval(args, "gae_lambda")
@@ -176,15 +191,39 @@ def main(args: Args):
     num_iterations = max(1, args.total_timesteps // batch_size)
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
-    run_log = RunLogger(args, "ppo", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                        total_steps=num_iterations * batch_size, exp_name=args.exp_name,
-                        resume_dir=args.resume, resume_step=start_step)
-    envs = envs_lib.make_env(env_id, num_envs, "state", control_mode=args.control_mode, sim_backend=backend,
-                             partial_reset=args.partial_reset, max_episode_steps=args.max_episode_steps)
-    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, "state", control_mode=args.control_mode,
-                                  sim_backend=backend, partial_reset=False, reconfiguration_freq=1,
-                                  max_episode_steps=args.max_episode_steps,
-                                  video_dir=run_log.video_dir if args.capture_video else None)
+    run_log = RunLogger(
+        args,
+        "ppo",
+        env_id,
+        args.seed,
+        args.runs_dir,
+        args.track,
+        args.wandb_project,
+        total_steps=num_iterations * batch_size,
+        exp_name=args.exp_name,
+        resume_dir=args.resume,
+        resume_step=start_step,
+    )
+    envs = envs_lib.make_env(
+        env_id,
+        num_envs,
+        "state",
+        control_mode=args.control_mode,
+        sim_backend=backend,
+        partial_reset=args.partial_reset,
+        max_episode_steps=args.max_episode_steps,
+    )
+    eval_envs = envs_lib.make_env(
+        env_id,
+        args.num_eval_envs,
+        "state",
+        control_mode=args.control_mode,
+        sim_backend=backend,
+        partial_reset=False,
+        reconfiguration_freq=1,
+        max_episode_steps=args.max_episode_steps,
+        video_dir=run_log.video_dir if args.capture_video else None,
+    )
     device = envs.device
 
     obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
@@ -202,8 +241,10 @@ def main(args: Args):
         from tensordict.nn import CudaGraphModule
 
         policy_step = CudaGraphModule(policy_step)
-    print(f"ppo: {envs.env_id} backend={backend} device={device} num_envs={num_envs} batch={batch_size} "
-          f"iterations={num_iterations} obs_dim={obs_dim} action_dim={envs.action_dim}")
+    print(
+        f"ppo: {envs.env_id} backend={backend} device={device} num_envs={num_envs} batch={batch_size} "
+        f"iterations={num_iterations} obs_dim={obs_dim} action_dim={envs.action_dim}"
+    )
 
     # rollout storage on the env's device
     T, N = args.num_steps, num_envs
@@ -223,8 +264,17 @@ def main(args: Args):
 
     def save(path, step, metrics, resumable):
         ts = train_state(step, evaluator, optimizer=optimizer.state_dict(), iteration=iteration) if resumable else None
-        save_checkpoint(path, script="ppo", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
+        save_checkpoint(
+            path,
+            script="ppo",
+            args=args,
+            env=envs,
+            model_kwargs=model_kwargs,
+            state_dict=agent.state_dict(),
+            step=step,
+            extra=dict(eval=metrics),
+            train_state=ts,
+        )
 
     evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
     if ckpt:
@@ -262,21 +312,34 @@ def main(args: Args):
         with torch.no_grad():
             next_values = torch.cat([values_buf[1:], value_fn(obs)[None]], 0)
             next_values = torch.where(dones_buf, final_values, next_values)
-            advantages, returns = compute_gae(rewards_buf, values_buf, next_values, terminated_buf, dones_buf,
-                                              args.gamma, args.gae_lambda)
+            advantages, returns = compute_gae(
+                rewards_buf, values_buf, next_values, terminated_buf, dones_buf, args.gamma, args.gae_lambda
+            )
 
         # ---- update
         agent.train()
         t0 = time.time()
         b_obs, b_actions = obs_buf.reshape(-1, obs_dim), actions_buf.reshape(-1, envs.action_dim)
         b_logprobs, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logprobs_buf, advantages, returns, values_buf))
-        stats, explained_var = ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args,
-                                          minibatch_size)
+        stats, explained_var = ppo_update(
+            agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args, minibatch_size
+        )
         update_s = time.time() - t0
 
         # ---- logging
-        log_ppo_iteration(run_log, global_step, start_step, start, stats, explained_var, optimizer, rollout_s,
-                          update_s, T * N, episode_stats)
+        log_ppo_iteration(
+            run_log,
+            global_step,
+            start_step,
+            start,
+            stats,
+            explained_var,
+            optimizer,
+            rollout_s,
+            update_s,
+            T * N,
+            episode_stats,
+        )
 
         # ---- evaluation + checkpoints (last.pt every eval, best.pt by eval success)
         agent.eval()

@@ -7,6 +7,7 @@ Same algorithm as ppo.py (GAE and bootstrap flags from lib/returns.py, the clipp
 minibatch epochs from lib/ppo_update.py); this file adds the pixel parts: the agent over lib/nets.py's
 NatureCNN, uint8 rollout storage on the env's device, optional frame stacking and state fusion.
 """
+
 from __future__ import annotations
 
 import time
@@ -131,8 +132,9 @@ class Args:
 
 # ----------------------------------------------------------------------------- networks
 class Agent(nn.Module):
-    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int,
-                 feature_dim: int = 256):
+    def __init__(
+        self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int, feature_dim: int = 256
+    ):
         super().__init__()
         self.encoder = NatureCNN(in_channels, height, width, feature_dim)
         self.state_dim = state_dim
@@ -142,8 +144,9 @@ class Agent(nn.Module):
             self.state_fc = nn.Sequential(nn.Linear(state_dim, feature_dim), nn.ReLU())
             latent += feature_dim
         self.critic = nn.Sequential(layer_init(nn.Linear(latent, 512)), nn.ReLU(), layer_init(nn.Linear(512, 1)))
-        self.actor_mean = nn.Sequential(layer_init(nn.Linear(latent, 512)), nn.ReLU(),
-                                        layer_init(nn.Linear(512, action_dim), std=0.01 * np.sqrt(2)))
+        self.actor_mean = nn.Sequential(
+            layer_init(nn.Linear(latent, 512)), nn.ReLU(), layer_init(nn.Linear(512, action_dim), std=0.01 * np.sqrt(2))
+        )
         self.actor_logstd = nn.Parameter(torch.full((1, action_dim), -0.5))
 
     def features(self, obs) -> torch.Tensor:
@@ -220,10 +223,27 @@ def make_policy(agent: Agent, frame_stack: int, include_state: bool):
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every numeric flag (one line, exit 2) and write the backend-dependent defaults back
     into args, so config.yaml and checkpoints record the values used."""
-    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "image_size",
-                   "image_height", "image_width", "frame_stack", "num_steps", "update_epochs", "num_minibatches",
-                   "learning_rate", "feature_dim", "max_episode_steps", "clip_coef", "max_grad_norm", "target_kl",
-                   "reward_scale")
+    check_positive(
+        args,
+        "num_envs",
+        "num_eval_envs",
+        "total_timesteps",
+        "num_eval_episodes",
+        "image_size",
+        "image_height",
+        "image_width",
+        "frame_stack",
+        "num_steps",
+        "update_epochs",
+        "num_minibatches",
+        "learning_rate",
+        "feature_dim",
+        "max_episode_steps",
+        "clip_coef",
+        "max_grad_norm",
+        "target_kl",
+        "reward_scale",
+    )
     check_non_negative(args, "eval_freq", "ent_coef", "vf_coef")
     check_unit_interval(args, "gamma")
     check_unit_interval(args, "gae_lambda")
@@ -236,7 +256,9 @@ def resolve_args(args: Args, backend: str) -> Args:
     args.image_height = args.image_height or args.image_size
     args.image_width = args.image_width or args.image_size
     if min(args.image_height, args.image_width) < 36:
-        raise UserError(f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})")
+        raise UserError(
+            f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
+        )
     batch_size = args.num_envs * args.num_steps
     if batch_size % args.num_minibatches:
         raise UserError(f"num_envs*num_steps={batch_size} is not divisible by --num-minibatches {args.num_minibatches}")
@@ -253,15 +275,35 @@ def main(args: Args):
     height, width = args.image_height, args.image_width
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
-    run_log = RunLogger(args, "ppo_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                        total_steps=num_iterations * batch_size, exp_name=args.exp_name,
-                        resume_dir=args.resume, resume_step=start_step)
-    env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
-                  max_episode_steps=args.max_episode_steps)
+    run_log = RunLogger(
+        args,
+        "ppo_rgb",
+        env_id,
+        args.seed,
+        args.runs_dir,
+        args.track,
+        args.wandb_project,
+        total_steps=num_iterations * batch_size,
+        exp_name=args.exp_name,
+        resume_dir=args.resume,
+        resume_step=start_step,
+    )
+    env_kw = dict(
+        image_size=(height, width),
+        control_mode=args.control_mode,
+        sim_backend=backend,
+        max_episode_steps=args.max_episode_steps,
+    )
     envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
-    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, partial_reset=False,
-                                  reconfiguration_freq=1, video_dir=run_log.video_dir if args.capture_video else None,
-                                  **env_kw)
+    eval_envs = envs_lib.make_env(
+        env_id,
+        args.num_eval_envs,
+        args.obs_mode,
+        partial_reset=False,
+        reconfiguration_freq=1,
+        video_dir=run_log.video_dir if args.capture_video else None,
+        **env_kw,
+    )
     device = envs.device
 
     obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
@@ -269,8 +311,14 @@ def main(args: Args):
     obs = stacker.reset(obs)
     C = obs["rgb"].shape[1]
     state_dim = envs.obs_shapes["state"][0] if args.include_state else 0
-    model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim,
-                        action_dim=envs.action_dim, feature_dim=args.feature_dim)
+    model_kwargs = dict(
+        in_channels=C,
+        height=height,
+        width=width,
+        state_dim=state_dim,
+        action_dim=envs.action_dim,
+        feature_dim=args.feature_dim,
+    )
     agent = Agent(**model_kwargs).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
     policy_step, value_fn = agent.get_action_and_value, agent.get_value
@@ -283,24 +331,40 @@ def main(args: Args):
 
     # rollout storage on the env's device; images stay uint8
     T, N = args.num_steps, num_envs
-    obs_buf = TensorDict({"rgb": torch.zeros((T, N, C, height, width), dtype=torch.uint8, device=device),
-                          "state": torch.zeros((T, N, envs.obs_shapes["state"][0]), device=device)},
-                         batch_size=[T, N], device=device)
+    obs_buf = TensorDict(
+        {
+            "rgb": torch.zeros((T, N, C, height, width), dtype=torch.uint8, device=device),
+            "state": torch.zeros((T, N, envs.obs_shapes["state"][0]), device=device),
+        },
+        batch_size=[T, N],
+        device=device,
+    )
     actions_buf = torch.zeros((T, N, envs.action_dim), device=device)
     logprobs_buf, rewards_buf, values_buf, final_values = (torch.zeros((T, N), device=device) for _ in range(4))
     terminated_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
     dones_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
     mem_gb = obs_buf.bytes() / 1e9 if hasattr(obs_buf, "bytes") else float("nan")
-    print(f"ppo_rgb: {env_id} backend={backend} device={device} num_envs={N} image={C}x{height}x{width} "
-          f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb * 1e3:.1f} MB")
+    print(
+        f"ppo_rgb: {env_id} backend={backend} device={device} num_envs={N} image={C}x{height}x{width} "
+        f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb * 1e3:.1f} MB"
+    )
 
     eval_policy = make_policy(agent, args.frame_stack, args.include_state)
     global_step, first_iteration = start_step, 1
 
     def save(path, step, metrics, resumable):
         ts = train_state(step, evaluator, optimizer=optimizer.state_dict(), iteration=iteration) if resumable else None
-        save_checkpoint(path, script="ppo_rgb", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=agent.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
+        save_checkpoint(
+            path,
+            script="ppo_rgb",
+            args=args,
+            env=envs,
+            model_kwargs=model_kwargs,
+            state_dict=agent.state_dict(),
+            step=step,
+            extra=dict(eval=metrics),
+            train_state=ts,
+        )
 
     evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
     if ckpt:
@@ -347,8 +411,9 @@ def main(args: Args):
         with torch.no_grad():
             next_values = torch.cat([values_buf[1:], value_fn(net_input(obs))[None]], 0)
             next_values = torch.where(dones_buf, final_values, next_values)
-            advantages, returns = compute_gae(rewards_buf, values_buf, next_values, terminated_buf, dones_buf,
-                                              args.gamma, args.gae_lambda)
+            advantages, returns = compute_gae(
+                rewards_buf, values_buf, next_values, terminated_buf, dones_buf, args.gamma, args.gae_lambda
+            )
 
         # ---- update
         agent.train()
@@ -356,13 +421,35 @@ def main(args: Args):
         b_obs = obs_buf.reshape(-1)
         b_actions = actions_buf.reshape(-1, envs.action_dim)
         b_logprobs, b_adv, b_ret, b_val = (x.reshape(-1) for x in (logprobs_buf, advantages, returns, values_buf))
-        stats, explained_var = ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args,
-                                          minibatch_size, lambda o: net_input({"rgb": o["rgb"], "state": o["state"]}))
+        stats, explained_var = ppo_update(
+            agent,
+            optimizer,
+            b_obs,
+            b_actions,
+            b_logprobs,
+            b_adv,
+            b_ret,
+            b_val,
+            args,
+            minibatch_size,
+            lambda o: net_input({"rgb": o["rgb"], "state": o["state"]}),
+        )
         update_s = time.time() - t0
 
         # ---- logging, evaluation + checkpoints
-        log_ppo_iteration(run_log, global_step, start_step, start, stats, explained_var, optimizer, rollout_s,
-                          update_s, T * N, episode_stats)
+        log_ppo_iteration(
+            run_log,
+            global_step,
+            start_step,
+            start,
+            stats,
+            explained_var,
+            optimizer,
+            rollout_s,
+            update_s,
+            T * N,
+            episode_stats,
+        )
         agent.eval()
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)
 

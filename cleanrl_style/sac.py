@@ -18,6 +18,7 @@ states and the counters. The replay buffer is only saved with `--save-replay`; w
 resumed run refills the buffer with the current policy for `--learning-starts` env steps before it
 updates again.
 """
+
 from __future__ import annotations
 
 import time
@@ -148,9 +149,27 @@ class Args:
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every numeric flag (one line, exit 2) and write the backend-dependent defaults back
     into args, so config.yaml and checkpoints record the values used."""
-    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "buffer_size",
-                   "batch_size", "utd", "n_step", "policy_frequency", "target_network_frequency", "log_freq",
-                   "hidden_dim", "max_episode_steps", "torch_threads", "policy_lr", "q_lr", "alpha_lr", "alpha")
+    check_positive(
+        args,
+        "num_envs",
+        "num_eval_envs",
+        "total_timesteps",
+        "num_eval_episodes",
+        "buffer_size",
+        "batch_size",
+        "utd",
+        "n_step",
+        "policy_frequency",
+        "target_network_frequency",
+        "log_freq",
+        "hidden_dim",
+        "max_episode_steps",
+        "torch_threads",
+        "policy_lr",
+        "q_lr",
+        "alpha_lr",
+        "alpha",
+    )
     check_non_negative(args, "learning_starts", "eval_freq")
     check_unit_interval(args, "tau", low_open=True)
     check_unit_interval(args, "gamma")
@@ -184,15 +203,39 @@ def main(args: Args):
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
     train_bytes = 4 * args.batch_size * (4 * obs_dim + 16 * args.hidden_dim) + 64 * 2**20
-    check_memory([("replay buffer", buffer_bytes, buffer_device),
-                  ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
-                  ("training", train_bytes, device)], env_bytes, buffer_size, buffer_bytes / buffer_size)
+    check_memory(
+        [
+            ("replay buffer", buffer_bytes, buffer_device),
+            ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
+            ("training", train_bytes, device),
+        ],
+        env_bytes,
+        buffer_size,
+        buffer_bytes / buffer_size,
+    )
 
-    run_log = RunLogger(args, "sac", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                        total_steps=num_iterations * num_envs, exp_name=args.exp_name,
-                        resume_dir=args.resume, resume_step=start_step)
-    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, "state", partial_reset=False, reconfiguration_freq=1,
-                                  video_dir=run_log.video_dir if args.capture_video else None, **env_kw)
+    run_log = RunLogger(
+        args,
+        "sac",
+        env_id,
+        args.seed,
+        args.runs_dir,
+        args.track,
+        args.wandb_project,
+        total_steps=num_iterations * num_envs,
+        exp_name=args.exp_name,
+        resume_dir=args.resume,
+        resume_step=start_step,
+    )
+    eval_envs = envs_lib.make_env(
+        env_id,
+        args.num_eval_envs,
+        "state",
+        partial_reset=False,
+        reconfiguration_freq=1,
+        video_dir=run_log.video_dir if args.capture_video else None,
+        **env_kw,
+    )
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
     model_kwargs = dict(in_dim=obs_dim, action_dim=action_dim, hidden_dim=args.hidden_dim)
@@ -204,10 +247,13 @@ def main(args: Args):
         return actor.sample(o)[0]
 
     explore = maybe_fast(explore, args, tensordict_io=False)
-    print(f"sac: {env_id} backend={backend} device={device} num_envs={num_envs} obs_dim={obs_dim} "
-          f"action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs) on {buffer_device} "
-          f"batch={args.batch_size} utd={args.utd} n_step={args.n_step} iterations={num_iterations} "
-          f"torch_threads={args.torch_threads}", flush=True)
+    print(
+        f"sac: {env_id} backend={backend} device={device} num_envs={num_envs} obs_dim={obs_dim} "
+        f"action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs) on {buffer_device} "
+        f"batch={args.batch_size} utd={args.utd} n_step={args.n_step} iterations={num_iterations} "
+        f"torch_threads={args.torch_threads}",
+        flush=True,
+    )
 
     updater = SacUpdater(upd, qnets, args, device)
     replay_path = run_log.dir / "replay.pt"
@@ -219,8 +265,17 @@ def main(args: Args):
             if args.save_replay:  # before last.pt: a kill in between leaves a buffer one evaluation newer
                 rb.save(replay_path, obs)
             ts = train_state(step, evaluator, **updater.state())
-        save_checkpoint(path, script="sac", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=actor.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
+        save_checkpoint(
+            path,
+            script="sac",
+            args=args,
+            env=envs,
+            model_kwargs=model_kwargs,
+            state_dict=actor.state_dict(),
+            step=step,
+            extra=dict(eval=metrics),
+            train_state=ts,
+        )
 
     evaluator = Evaluator(run_log, eval_envs, actor.deterministic, args, save)
     updates_from = args.learning_starts  # no gradient step until global_step exceeds this
@@ -243,8 +298,12 @@ def main(args: Args):
             action = envs.sample_actions() if global_step <= args.learning_starts else explore(obs)
         rb.add_obs(obs)
         next_obs, reward, terminated, truncated, info = envs.step(action)
-        rb.add_step(action, reward, *bootstrap_flags(terminated, truncated, args.bootstrap_at_done),
-                    info.get("final_observation"))
+        rb.add_step(
+            action,
+            reward,
+            *bootstrap_flags(terminated, truncated, args.bootstrap_at_done),
+            info.get("final_observation"),
+        )
         stats.add(info)
         obs = next_obs
         rollout_s += time.time() - t0

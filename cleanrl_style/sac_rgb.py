@@ -17,6 +17,7 @@ lib/nets.py); this file adds the pixel parts, following DrQ-v2:
 Resuming (`--resume RUN_DIR`) works as in sac.py: last.pt carries the critics, the optimizers, the
 temperature, the RNG states and the counters; the replay buffer only with `--save-replay`.
 """
+
 from __future__ import annotations
 
 import time
@@ -171,8 +172,16 @@ class PixelPolicy(nn.Module):
     """Encoder + tanh-Gaussian actor head: everything a checkpoint needs to act. The critic heads
     live outside (QEnsemble) and share this encoder."""
 
-    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int,
-                 feature_dim: int = 256, hidden_dim: int = 256):
+    def __init__(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        state_dim: int,
+        action_dim: int,
+        feature_dim: int = 256,
+        hidden_dim: int = 256,
+    ):
         super().__init__()
         self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim)
         self.actor = Actor(self.encoder.out_dim, action_dim, hidden_dim)
@@ -203,10 +212,31 @@ def training_bytes(batch: int, channels: int, height: int, width: int) -> int:
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every numeric and choice flag (one line, exit 2) and write the backend-dependent defaults
     and the image size back into args, so config.yaml and checkpoints record the values used."""
-    check_positive(args, "num_envs", "num_eval_envs", "total_timesteps", "num_eval_episodes", "buffer_size",
-                   "batch_size", "utd", "n_step", "policy_frequency", "target_network_frequency", "log_freq",
-                   "feature_dim", "hidden_dim", "max_episode_steps", "torch_threads", "policy_lr", "q_lr",
-                   "alpha_lr", "alpha", "image_size", "image_height", "image_width")
+    check_positive(
+        args,
+        "num_envs",
+        "num_eval_envs",
+        "total_timesteps",
+        "num_eval_episodes",
+        "buffer_size",
+        "batch_size",
+        "utd",
+        "n_step",
+        "policy_frequency",
+        "target_network_frequency",
+        "log_freq",
+        "feature_dim",
+        "hidden_dim",
+        "max_episode_steps",
+        "torch_threads",
+        "policy_lr",
+        "q_lr",
+        "alpha_lr",
+        "alpha",
+        "image_size",
+        "image_height",
+        "image_width",
+    )
     check_non_negative(args, "learning_starts", "eval_freq", "aug_pad")
     check_unit_interval(args, "tau", low_open=True)
     check_unit_interval(args, "gamma")
@@ -216,8 +246,9 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_choice("dr", args.dr, DR_LEVELS)
     args.image_height, args.image_width = args.image_height or args.image_size, args.image_width or args.image_size
     if min(args.image_height, args.image_width) < 36:
-        raise UserError(f"the NatureCNN encoder needs images of at least 36x36 "
-                        f"(got {args.image_height}x{args.image_width})")
+        raise UserError(
+            f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
+        )
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
     args.env_id = envs_lib.resolve_env_id(args.env_id)
@@ -237,8 +268,12 @@ def main(args: Args):
     env_device = envs_lib.env_device(backend)
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
-    env_kw = dict(image_size=(height, width), control_mode=args.control_mode, sim_backend=backend,
-                  max_episode_steps=args.max_episode_steps)
+    env_kw = dict(
+        image_size=(height, width),
+        control_mode=args.control_mode,
+        sim_backend=backend,
+        max_episode_steps=args.max_episode_steps,
+    )
     free_before = measure_free(env_device)
     envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
     obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
@@ -252,21 +287,50 @@ def main(args: Args):
     obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
-    check_memory([("replay buffer", buffer_bytes, buffer_device),
-                  ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
-                  ("training", training_bytes(args.batch_size, C, height, width), device)],
-                 env_bytes, buffer_size, buffer_bytes / buffer_size)
+    check_memory(
+        [
+            ("replay buffer", buffer_bytes, buffer_device),
+            ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
+            ("training", training_bytes(args.batch_size, C, height, width), device),
+        ],
+        env_bytes,
+        buffer_size,
+        buffer_bytes / buffer_size,
+    )
 
-    run_log = RunLogger(args, "sac_rgb", env_id, args.seed, args.runs_dir, args.track, args.wandb_project,
-                        total_steps=num_iterations * num_envs, exp_name=args.exp_name,
-                        resume_dir=args.resume, resume_step=start_step)
-    eval_envs = envs_lib.make_env(env_id, args.num_eval_envs, args.obs_mode, partial_reset=False,
-                                  reconfiguration_freq=1, video_dir=run_log.video_dir if args.capture_video else None,
-                                  **env_kw)
+    run_log = RunLogger(
+        args,
+        "sac_rgb",
+        env_id,
+        args.seed,
+        args.runs_dir,
+        args.track,
+        args.wandb_project,
+        total_steps=num_iterations * num_envs,
+        exp_name=args.exp_name,
+        resume_dir=args.resume,
+        resume_step=start_step,
+    )
+    eval_envs = envs_lib.make_env(
+        env_id,
+        args.num_eval_envs,
+        args.obs_mode,
+        partial_reset=False,
+        reconfiguration_freq=1,
+        video_dir=run_log.video_dir if args.capture_video else None,
+        **env_kw,
+    )
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
-    model_kwargs = dict(in_channels=C, height=height, width=width, state_dim=state_dim, action_dim=action_dim,
-                        feature_dim=args.feature_dim, hidden_dim=args.hidden_dim)
+    model_kwargs = dict(
+        in_channels=C,
+        height=height,
+        width=width,
+        state_dim=state_dim,
+        action_dim=action_dim,
+        feature_dim=args.feature_dim,
+        hidden_dim=args.hidden_dim,
+    )
     policy = PixelPolicy(**model_kwargs).to(device)
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
     feat_dim = policy.encoder.out_dim
@@ -276,10 +340,13 @@ def main(args: Args):
     rgb_channels = rgb_channel_count(args.obs_mode, C)
     augment = Augmentation(args.aug, pad=args.aug_pad, rgb_channels=rgb_channels)
     dr = DomainRandomization(args.dr, num_envs, device, rgb_channels=rgb_channels)
-    print(f"sac_rgb: {env_id} backend={backend} device={device} num_envs={num_envs} image={C}x{height}x{width} "
-          f"state_dim={state_dim} action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs, "
-          f"uint8) on {buffer_device} batch={args.batch_size} utd={args.utd} n_step={args.n_step} aug={args.aug} "
-          f"dr={args.dr} iterations={num_iterations} torch_threads={args.torch_threads}", flush=True)
+    print(
+        f"sac_rgb: {env_id} backend={backend} device={device} num_envs={num_envs} image={C}x{height}x{width} "
+        f"state_dim={state_dim} action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs, "
+        f"uint8) on {buffer_device} batch={args.batch_size} utd={args.utd} n_step={args.n_step} aug={args.aug} "
+        f"dr={args.dr} iterations={num_iterations} torch_threads={args.torch_threads}",
+        flush=True,
+    )
 
     def randomize(o: dict) -> dict:
         return o if args.dr == "off" else {"rgb": dr(o["rgb"]), "state": o["state"]}
@@ -288,6 +355,7 @@ def main(args: Args):
         return o["state"] if state_dim else o["state"][:, :0]
 
     obs = randomize(obs)
+
     def augment_batch(batch: TensorDict) -> TensorDict:
         batch["obs", "rgb"], batch["next_obs", "rgb"] = augment.pair(batch["obs", "rgb"], batch["next_obs", "rgb"])
         return batch
@@ -302,8 +370,17 @@ def main(args: Args):
             if args.save_replay:  # before last.pt: a kill in between leaves a buffer one evaluation newer
                 rb.save(replay_path, obs)
             ts = train_state(step, evaluator, **updater.state())
-        save_checkpoint(path, script="sac_rgb", args=args, env=envs, model_kwargs=model_kwargs,
-                        state_dict=policy.state_dict(), step=step, extra=dict(eval=metrics), train_state=ts)
+        save_checkpoint(
+            path,
+            script="sac_rgb",
+            args=args,
+            env=envs,
+            model_kwargs=model_kwargs,
+            state_dict=policy.state_dict(),
+            step=step,
+            extra=dict(eval=metrics),
+            train_state=ts,
+        )
 
     evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
     updates_from = args.learning_starts  # no gradient step until global_step exceeds this

@@ -3,6 +3,7 @@ envs used by several tests are session-scoped and closed at the end of the sessi
 
 All fixtures pin sim_backend="cpu": several tests reach into the in-process CPU env
 (SyncVectorEnv -> CPUGymWrapper) or rely on physx_cpu being deterministic across processes."""
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,9 @@ def run_script(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python <argv...>` from the repository root, as a user would."""
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return subprocess.run([sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def assert_one_error_line(stderr: str, *needles: str) -> str:

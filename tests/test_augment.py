@@ -2,6 +2,7 @@
 and out, non-square, reproducible under a seed), the three shift implementations agree, colour
 ops touch RGB triplets only (never depth) and share parameters across a sample's triplets, and
 domain randomization keeps its parameters for an episode."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,9 @@ def _padded_crop(x, shifts, pad):
     """The textbook definition: replicate-pad by `pad`, crop at offset pad + (dy, dx)."""
     h, w = x.shape[-2:]
     xp = F.pad(x.float(), (pad, pad, pad, pad), mode="replicate")
-    return torch.stack([xp[i, :, pad + dy:pad + dy + h, pad + dx:pad + dx + w]
-                        for i, (dy, dx) in enumerate(shifts.tolist())]).to(torch.uint8)
+    return torch.stack(
+        [xp[i, :, pad + dy : pad + dy + h, pad + dx : pad + dx + w] for i, (dy, dx) in enumerate(shifts.tolist())]
+    ).to(torch.uint8)
 
 
 @pytest.mark.parametrize("shape", [(5, 3, 64, 64), (5, 6, 40, 56), (3, 9, 50, 36), (2, 4, 37, 80)])
@@ -82,8 +84,8 @@ def test_grid_sample_and_kornia_shifts_agree_with_the_gather_shift():
     assert k.shape == x.shape and k.dtype == torch.uint8
     offsets = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)]
     for i in range(6):
-        candidates = [A.shift_images(x[i:i + 1], torch.tensor([o])) for o in offsets]
-        assert any(torch.equal(k[i:i + 1], c) for c in candidates), i
+        candidates = [A.shift_images(x[i : i + 1], torch.tensor([o])) for o in offsets]
+        assert any(torch.equal(k[i : i + 1], c) for c in candidates), i
 
 
 def test_pair_augments_obs_and_next_obs_independently():

@@ -1,5 +1,6 @@
 """Demonstrations and behavior cloning: index bookkeeping, temporal ensembling, normalization, the
 collect -> convert -> train -> evaluate pipeline end to end on 2 demos, and bad demo files."""
+
 from __future__ import annotations
 
 import csv
@@ -16,13 +17,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import assert_one_error_line, run_script
 
 from cleanrl_style import bc
 from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
 from cleanrl_style.lib.demos import load_demos, read_demo_info
 from cleanrl_style.lib.nets import Actor
 from cleanrl_style.lib.runs import REPO_ROOT, UserError
-from conftest import assert_one_error_line, run_script
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -38,8 +39,13 @@ def _fake_data(lengths=(3, 2)):
         ep_last += [s0 + n - 1] * n
         f0, s0 = f0 + n + 1, s0 + n
     t = torch.tensor
-    return dict(state=torch.arange(frames, dtype=torch.float32)[:, None], actions=torch.arange(steps, dtype=torch.float32)[:, None],
-                step_frame=t(step_frame), ep_start=t(ep_start), ep_last=t(ep_last))
+    return dict(
+        state=torch.arange(frames, dtype=torch.float32)[:, None],
+        actions=torch.arange(steps, dtype=torch.float32)[:, None],
+        step_frame=t(step_frame),
+        ep_start=t(ep_start),
+        ep_last=t(ep_last),
+    )
 
 
 def test_batch_indices_history_and_chunks_stop_at_episode_bounds():
@@ -62,30 +68,34 @@ class _CountingModel(torch.nn.Module):
         self.k = 0
 
     def forward(self, state, rgb=None):
-        out = torch.tensor([[self.k * 10.0 + j for j in range(self.chunk_size)]])[..., None].expand(state.shape[0], -1, -1)
+        out = torch.tensor([[self.k * 10.0 + j for j in range(self.chunk_size)]])[..., None].expand(
+            state.shape[0], -1, -1
+        )
         self.k += 1
         return out
 
 
 def _identity_norm(dim=1, action_dim=1):
-    return bc.Normalizer(torch.arange(dim), torch.zeros(dim), torch.ones(dim), torch.zeros(action_dim), torch.ones(action_dim))
+    return bc.Normalizer(
+        torch.arange(dim), torch.zeros(dim), torch.ones(dim), torch.zeros(action_dim), torch.ones(action_dim)
+    )
 
 
 def test_temporal_ensemble_averages_what_each_chunk_says_for_now():
     decay = 0.5
     pol = bc.EvalPolicy(_CountingModel(3), _identity_norm(), temporal_ensemble=True, ensemble_decay=decay)
     obs = torch.zeros(2, 1)
-    assert pol(obs).flatten().tolist() == [0.0, 0.0]           # only chunk 0: its step 0
-    a1 = pol(obs)[0, 0].item()                                 # chunk 0 step 1 (=1), chunk 1 step 0 (=10)
-    w = np.exp(-decay * np.array([1.0, 0.0]))                  # newest first: ages 0, 1 -> oldest weight 1
+    assert pol(obs).flatten().tolist() == [0.0, 0.0]  # only chunk 0: its step 0
+    a1 = pol(obs)[0, 0].item()  # chunk 0 step 1 (=1), chunk 1 step 0 (=10)
+    w = np.exp(-decay * np.array([1.0, 0.0]))  # newest first: ages 0, 1 -> oldest weight 1
     assert a1 == pytest.approx((w[0] * 10 + w[1] * 1) / w.sum())
-    a2 = pol(obs)[0, 0].item()                                 # chunks 2,1,0 say 20, 11, 2
+    a2 = pol(obs)[0, 0].item()  # chunks 2,1,0 say 20, 11, 2
     w = np.exp(-decay * np.array([2.0, 1.0, 0.0]))
     assert a2 == pytest.approx((w[0] * 20 + w[1] * 11 + w[2] * 2) / w.sum())
-    a3 = pol(obs)[0, 0].item()                                 # chunk 0 has run out: 30, 21, 12
+    a3 = pol(obs)[0, 0].item()  # chunk 0 has run out: 30, 21, 12
     assert a3 == pytest.approx((w[0] * 30 + w[1] * 21 + w[2] * 12) / w.sum())
     pol.reset()
-    assert pol(obs)[0, 0].item() == 40.0                       # a reset forgets old chunks
+    assert pol(obs)[0, 0].item() == 40.0  # a reset forgets old chunks
 
 
 def test_open_loop_chunks_execute_exec_horizon_actions_per_query():
@@ -147,8 +157,17 @@ def test_keypoint_encoder_spatial_softmax_finds_the_peak():
 def test_head_input_aux_is_a_detached_position_bottleneck():
     """--head-input aux: the policy head sees [state, predicted position] per frame; the BC loss does
     not train the encoder or the position head (only the auxiliary loss does)."""
-    m = bc.BCPolicy(state_dim=5, action_dim=4, obs_horizon=2, chunk_size=3, hidden_dim=32, image_shape=[3, 40, 40],
-                    feature_dim=16, aux_dim=3, head_input="aux")
+    m = bc.BCPolicy(
+        state_dim=5,
+        action_dim=4,
+        obs_horizon=2,
+        chunk_size=3,
+        hidden_dim=32,
+        image_shape=[3, 40, 40],
+        feature_dim=16,
+        aux_dim=3,
+        head_input="aux",
+    )
     state, rgb = torch.randn(6, 2, 5), torch.randint(0, 255, (6, 2, 3, 40, 40), dtype=torch.uint8)
     x = m.features(state, rgb)
     head_in = m.head_in(x, state)
@@ -161,14 +180,27 @@ def test_head_input_aux_is_a_detached_position_bottleneck():
 
 def test_keypoint_policy_checkpoint_round_trip(tmp_path):
     """--encoder keypoints is rebuilt from the checkpoint's model_kwargs (what evaluate.py does)."""
-    kwargs = dict(model=dict(state_dim=6, action_dim=4, obs_horizon=1, chunk_size=4, hidden_dim=32, head="chunk",
-                             image_shape=[3, 48, 64], feature_dim=16, encoder="keypoints"), n_keep=6)
+    kwargs = dict(
+        model=dict(
+            state_dim=6,
+            action_dim=4,
+            obs_horizon=1,
+            chunk_size=4,
+            hidden_dim=32,
+            head="chunk",
+            image_shape=[3, 48, 64],
+            feature_dim=16,
+            encoder="keypoints",
+        ),
+        n_keep=6,
+    )
     args = dict(temporal_ensemble=False, exec_horizon=1)
     policy = bc.build_policy(kwargs, args, torch.device("cpu"))
     assert isinstance(policy.model.encoder, bc.KeypointEncoder)
     policy.norm.load_state_dict(bc.Normalizer.fit(torch.arange(6), torch.randn(50, 6), torch.randn(50, 4)).state_dict())
-    save_checkpoint(tmp_path / "k.pt", script="bc", args=args, env={}, model_kwargs=kwargs,
-                    state_dict=policy.state_dict(), step=0)
+    save_checkpoint(
+        tmp_path / "k.pt", script="bc", args=args, env={}, model_kwargs=kwargs, state_dict=policy.state_dict(), step=0
+    )
     again = bc.load_policy(load_checkpoint(tmp_path / "k.pt"), torch.device("cpu"))
     obs = dict(state=torch.randn(2, 6), rgb=torch.randint(0, 255, (2, 3, 48, 64), dtype=torch.uint8))
     policy.eval()
@@ -180,8 +212,20 @@ def test_keypoint_policy_checkpoint_round_trip(tmp_path):
 def demos(tmp_path_factory):
     """2 motion-planning PickCube demos, converted to state + pd_ee_delta_pos (one collect call)."""
     out = tmp_path_factory.mktemp("demos")
-    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--num-demos", "2", "--out-dir", str(out),
-                   "--obs-mode", "state", "--control-mode", "pd_ee_delta_pos", timeout=600)
+    p = run_script(
+        "cleanrl_style/collect_demos.py",
+        "--env-id",
+        "PickCube",
+        "--num-demos",
+        "2",
+        "--out-dir",
+        str(out),
+        "--obs-mode",
+        "state",
+        "--control-mode",
+        "pd_ee_delta_pos",
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return out, p.stdout
 
@@ -200,8 +244,8 @@ def test_collect_writes_maniskill_trajectories_readable_by_its_loader(demos):
 
     ds = ManiSkillTrajectoryDataset(str(conv), load_count=-1, success_only=False, device="cpu")
     item = ds[0]
-    assert item["action"].shape == (4,)            # pd_ee_delta_pos: xyz + gripper
-    assert np.asarray(item["obs"]).ndim == 1        # flat state
+    assert item["action"].shape == (4,)  # pd_ee_delta_pos: xyz + gripper
+    assert np.asarray(item["obs"]).ndim == 1  # flat state
     assert not list(raw.parent.glob(".collect-tmp-*")) and not list(conv.parent.glob(".convert-tmp-*"))
 
 
@@ -226,8 +270,8 @@ def test_aux_target_is_the_cube_position_the_state_reports(demos, state_env):
     state_env.reset(seed=0)
     layout = state_env.state_layout()
     names = [n for n, _ in layout]
-    start = sum(size for _, size in layout[:names.index("extra/obj_pose")])
-    torch.testing.assert_close(data["aux"], data["state"][:, start:start + 3])
+    start = sum(size for _, size in layout[: names.index("extra/obj_pose")])
+    torch.testing.assert_close(data["aux"], data["state"][:, start : start + 3])
     with pytest.raises(UserError, match="--aux-actor 'box' is not in .* cube"):
         load_demos(str(conv), "state", None, aux_actor="box")
 
@@ -237,9 +281,26 @@ def bc_run(demos, tmp_path_factory):
     out, _ = demos
     conv = out / "PickCube-v1" / "motionplanning" / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
     runs = tmp_path_factory.mktemp("bc_runs")
-    p = run_script("cleanrl_style/bc.py", "--env-id", "PickCube", "--demo-path", str(conv), "--total-iters", "60",
-                   "--eval-freq", "30", "--log-freq", "20", "--num-eval-episodes", "2", "--max-episode-steps", "10",
-                   "--runs-dir", str(runs), timeout=600)
+    p = run_script(
+        "cleanrl_style/bc.py",
+        "--env-id",
+        "PickCube",
+        "--demo-path",
+        str(conv),
+        "--total-iters",
+        "60",
+        "--eval-freq",
+        "30",
+        "--log-freq",
+        "20",
+        "--num-eval-episodes",
+        "2",
+        "--max-episode-steps",
+        "10",
+        "--runs-dir",
+        str(runs),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (run_dir,) = list(runs.iterdir())
     return run_dir, conv
@@ -269,15 +330,33 @@ def test_bc_smoke_run_artifacts_and_normalization_in_checkpoint(bc_run):
 
 def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):
     run_dir, _ = bc_run
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "best.pt"), "--num-episodes", "2",
-                   "--seed", "5", "--out-dir", str(tmp_path), timeout=300)
+    p = run_script(
+        "cleanrl_style/evaluate.py",
+        "--checkpoint",
+        str(run_dir / "best.pt"),
+        "--num-episodes",
+        "2",
+        "--seed",
+        "5",
+        "--out-dir",
+        str(tmp_path),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     m = json.loads((tmp_path / "eval_best_seed5.json").read_text())
     assert m["script"] == "bc" and m["episodes"] == 2 and m["max_episode_steps"] == 10
     # next to the checkpoint (no --out-dir): the run's own final_eval.json is left as training wrote it
     before = (run_dir / "final_eval.json").read_bytes()
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "best.pt"), "--num-episodes", "1",
-                   "--seed", "7", timeout=300)
+    p = run_script(
+        "cleanrl_style/evaluate.py",
+        "--checkpoint",
+        str(run_dir / "best.pt"),
+        "--num-episodes",
+        "1",
+        "--seed",
+        "7",
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert (run_dir / "final_eval.json").read_bytes() == before
     assert json.loads((run_dir / "eval_best_seed7.json").read_text())["seeds"] == [7]
@@ -285,17 +364,52 @@ def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):
 
 def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
     out, _ = demos
-    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--out-dir", str(out), "--convert-only",
-                   "--obs-mode", "rgb", "--control-mode", "pd_ee_delta_pos", "--image-size", "48", "--num-procs", "1",
-                   timeout=600)
+    p = run_script(
+        "cleanrl_style/collect_demos.py",
+        "--env-id",
+        "PickCube",
+        "--out-dir",
+        str(out),
+        "--convert-only",
+        "--obs-mode",
+        "rgb",
+        "--control-mode",
+        "pd_ee_delta_pos",
+        "--image-size",
+        "48",
+        "--num-procs",
+        "1",
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     conv = out / "PickCube-v1" / "motionplanning" / "rgb48" / "trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
     with h5py.File(conv, "r") as f:
         rgb = f["traj_0/obs/sensor_data/base_camera/rgb"]
         assert rgb.dtype == np.uint8 and rgb.shape[1:] == (48, 48, 3)
-    p = run_script("cleanrl_style/bc.py", "--env-id", "PickCube", "--demo-path", str(conv), "--obs-mode", "rgb",
-                   "--total-iters", "4", "--batch-size", "8", "--eval-freq", "0", "--num-eval-episodes", "1",
-                   "--num-eval-envs", "1", "--max-episode-steps", "3", "--runs-dir", str(tmp_path), timeout=600)
+    p = run_script(
+        "cleanrl_style/bc.py",
+        "--env-id",
+        "PickCube",
+        "--demo-path",
+        str(conv),
+        "--obs-mode",
+        "rgb",
+        "--total-iters",
+        "4",
+        "--batch-size",
+        "8",
+        "--eval-freq",
+        "0",
+        "--num-eval-episodes",
+        "1",
+        "--num-eval-envs",
+        "1",
+        "--max-episode-steps",
+        "3",
+        "--runs-dir",
+        str(tmp_path),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
     ckpt = load_checkpoint(run_dir / "last.pt")
@@ -338,8 +452,16 @@ def test_bc_corrupt_demo_file(demos, tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"this is not an h5 file")
     shutil.copy(conv.with_suffix(".json"), bad.with_suffix(".json"))
-    p = run_script("cleanrl_style/bc.py", "--demo-path", str(bad), "--num-eval-episodes", "1", "--runs-dir",
-                   str(tmp_path / "runs"), timeout=300)
+    p = run_script(
+        "cleanrl_style/bc.py",
+        "--demo-path",
+        str(bad),
+        "--num-eval-episodes",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        timeout=300,
+    )
     assert p.returncode == 1
     assert_one_error_line(p.stderr, "corrupt")
 
@@ -390,9 +512,28 @@ def test_bc_gaussian_resolves_hidden_dim_and_refuses_chunk_size(demos, tmp_path)
     """--policy gaussian defaults to sac.py's width (256) and one action per query, recorded as such;
     an explicit --chunk-size other than 1 is an error, not silently overridden."""
     conv = _state_demo_path(demos)
-    p = run_script("cleanrl_style/bc.py", "--demo-path", str(conv), "--policy", "gaussian", "--total-iters", "2",
-                   "--eval-freq", "0", "--log-freq", "1", "--num-eval-episodes", "1", "--num-eval-envs", "1",
-                   "--max-episode-steps", "2", "--runs-dir", str(tmp_path), timeout=600)
+    p = run_script(
+        "cleanrl_style/bc.py",
+        "--demo-path",
+        str(conv),
+        "--policy",
+        "gaussian",
+        "--total-iters",
+        "2",
+        "--eval-freq",
+        "0",
+        "--log-freq",
+        "1",
+        "--num-eval-episodes",
+        "1",
+        "--num-eval-envs",
+        "1",
+        "--max-episode-steps",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -400,8 +541,9 @@ def test_bc_gaussian_resolves_hidden_dim_and_refuses_chunk_size(demos, tmp_path)
     assert cfg["args"]["env_id"] == "PickCube-v1" and cfg["args"]["batch_size"] == 256
     model = load_checkpoint(run_dir / "last.pt")["model_kwargs"]["model"]
     assert (model["hidden_dim"], model["chunk_size"], model["head"]) == (256, 1, "gaussian")
-    p = run_script("cleanrl_style/bc.py", "--demo-path", str(conv), "--policy", "gaussian", "--chunk-size", "4",
-                   timeout=120)
+    p = run_script(
+        "cleanrl_style/bc.py", "--demo-path", str(conv), "--policy", "gaussian", "--chunk-size", "4", timeout=120
+    )
     assert p.returncode == 2
     assert_one_error_line(p.stderr, "--chunk-size", "gaussian")
 
@@ -411,8 +553,24 @@ def test_bc_resume_after_kill(demos, tmp_path):
     metrics.csv whose steps never go back and hold no (step, name) twice."""
     conv = _state_demo_path(demos)
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "cleanrl_style/bc.py", "--demo-path", str(conv), "--total-iters", "400", "--eval-freq", "100",
-           "--log-freq", "50", "--num-eval-episodes", "1", "--max-episode-steps", "5", "--runs-dir", str(runs)]
+    cmd = [
+        sys.executable,
+        "cleanrl_style/bc.py",
+        "--demo-path",
+        str(conv),
+        "--total-iters",
+        "400",
+        "--eval-freq",
+        "100",
+        "--log-freq",
+        "50",
+        "--num-eval-episodes",
+        "1",
+        "--max-episode-steps",
+        "5",
+        "--runs-dir",
+        str(runs),
+    ]
     log = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -448,21 +606,47 @@ def test_bc_resume_after_kill(demos, tmp_path):
 
 
 def test_collect_rejects_task_without_planner_and_bad_flags(tmp_path):
-    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickSingleYCB", "--out-dir", str(tmp_path), timeout=120)
+    p = run_script(
+        "cleanrl_style/collect_demos.py", "--env-id", "PickSingleYCB", "--out-dir", str(tmp_path), timeout=120
+    )
     assert p.returncode == 2
     assert_one_error_line(p.stderr, "no motion-planning solution", "--teacher")
-    p = run_script("cleanrl_style/collect_demos.py", "--control-mode", "pd_ee_delta_pos", "--out-dir", str(tmp_path), timeout=120)
+    p = run_script(
+        "cleanrl_style/collect_demos.py", "--control-mode", "pd_ee_delta_pos", "--out-dir", str(tmp_path), timeout=120
+    )
     assert p.returncode == 2
     assert_one_error_line(p.stderr, "--obs-mode")
-    p = run_script("cleanrl_style/collect_demos.py", "--convert-only", "--obs-mode", "state", "--out-dir", str(tmp_path), timeout=120)
+    p = run_script(
+        "cleanrl_style/collect_demos.py",
+        "--convert-only",
+        "--obs-mode",
+        "state",
+        "--out-dir",
+        str(tmp_path),
+        timeout=120,
+    )
     assert p.returncode == 1
     assert_one_error_line(p.stderr, "no demos at")
 
 
 def test_collect_teacher_records_successful_episodes_of_a_checkpoint(tmp_path, bc_run):
     run_dir, _ = bc_run
-    p = run_script("cleanrl_style/collect_demos.py", "--env-id", "PickCube", "--teacher", str(run_dir / "last.pt"),
-                   "--num-demos", "1", "--max-attempts", "1", "--num-procs", "1", "--out-dir", str(tmp_path), timeout=600)
+    p = run_script(
+        "cleanrl_style/collect_demos.py",
+        "--env-id",
+        "PickCube",
+        "--teacher",
+        str(run_dir / "last.pt"),
+        "--num-demos",
+        "1",
+        "--max-attempts",
+        "1",
+        "--num-procs",
+        "1",
+        "--out-dir",
+        str(tmp_path),
+        timeout=600,
+    )
     # a 60-step policy rarely solves PickCube: either one success was recorded or the run says none did
     dest = tmp_path / "PickCube-v1" / "teacher" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
     if p.returncode == 0:

@@ -1,22 +1,26 @@
 """Env ids, the env factory (`make_env` / `VecEnv`) and its autoreset semantics, on the CPU backend."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SHORT_STEPS, assert_one_error_line, fixed_actions, run_script
 
 from cleanrl_style.lib.envs import env_spec, make_env, resolve_env_id, resolve_sim_backend
 from cleanrl_style.lib.runs import UserError
-from conftest import SHORT_STEPS, assert_one_error_line, fixed_actions, run_script
 
 
 # ----------------------------------------------------------------------------- env ids
-@pytest.mark.parametrize("name, expected", [
-    ("PickCube", "PickCube-v1"),        # short name -> newest version
-    ("PickCube-v1", "PickCube-v1"),     # exact id passes through
-    ("PushCube-v1", "PushCube-v1"),
-    ("pushcube", "PushCube-v1"),        # case-insensitive short name
-    ("PUSHCUBE", "PushCube-v1"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("PickCube", "PickCube-v1"),  # short name -> newest version
+        ("PickCube-v1", "PickCube-v1"),  # exact id passes through
+        ("PushCube-v1", "PushCube-v1"),
+        ("pushcube", "PushCube-v1"),  # case-insensitive short name
+        ("PUSHCUBE", "PushCube-v1"),
+    ],
+)
 def test_resolve_env_id(name, expected):
     assert resolve_env_id(name) == expected
 
@@ -40,21 +44,34 @@ def test_resolve_env_id_nonsense_has_no_bogus_suggestion():
 def test_cli_unknown_env_id_is_one_line_exit_2():
     # --num-envs/--num-minibatches keep the batch-size check out of the way (see
     # test_ppo.py::test_default_cpu_batch_is_divisible_by_default_minibatches).
-    p = run_script("cleanrl_style/ppo.py", "--env-id", "PickCub", "--sim-backend", "cpu",
-                   "--num-envs", "2", "--num-minibatches", "4", timeout=120)
+    p = run_script(
+        "cleanrl_style/ppo.py",
+        "--env-id",
+        "PickCub",
+        "--sim-backend",
+        "cpu",
+        "--num-envs",
+        "2",
+        "--num-minibatches",
+        "4",
+        timeout=120,
+    )
     assert p.returncode == 2, (p.returncode, p.stderr)
     assert_one_error_line(p.stderr, "PickCub", "PickCube-v1")
 
 
 # ----------------------------------------------------------------------------- argument checks
-@pytest.mark.parametrize("kwargs", [
-    dict(obs_mode="pointcloud"),
-    dict(obs_mode="RGB"),
-    dict(num_envs=0),
-    dict(num_envs=-1),
-    dict(sim_backend="tpu"),
-    dict(num_envs=65),  # one process per env on CPU: refused above 64
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(obs_mode="pointcloud"),
+        dict(obs_mode="RGB"),
+        dict(num_envs=0),
+        dict(num_envs=-1),
+        dict(sim_backend="tpu"),
+        dict(num_envs=65),  # one process per env on CPU: refused above 64
+    ],
+)
 def test_make_env_bad_arguments_raise_user_error(kwargs):
     kw = dict(env_id="PickCube", num_envs=1, obs_mode="state", sim_backend="cpu")
     kw.update(kwargs)
@@ -216,7 +233,7 @@ def test_partial_reset_false_ignores_terminations(monkeypatch, short_eval_env):
 def test_partial_reset_false_final_info_has_success_at_end(short_eval_env):
     env = short_eval_env
     env.reset(seed=2)
-    for t in range(SHORT_STEPS):
+    for _ in range(SHORT_STEPS):
         obs, _, term, trunc, info = env.step(env.sample_actions())
         assert not term.any()
     assert trunc.tolist() == [True] and info["_final_info"].tolist() == [True]

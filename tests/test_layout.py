@@ -1,5 +1,6 @@
 """The code layout: scripts in cleanrl_style/ are leaves over cleanrl_style/lib/, and checkpoints
 written before lib/ existed still load and act as they did."""
+
 from __future__ import annotations
 
 import ast
@@ -7,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from cleanrl_style.lib.checkpoints import SCRIPTS, load_checkpoint, policy_loader
-from conftest import REPO_ROOT
 
 PKG = REPO_ROOT / "cleanrl_style"
 SCRIPT_FILES = sorted(p for p in PKG.glob("*.py") if p.name != "__init__.py")
@@ -85,7 +86,15 @@ def test_old_layout_checkpoint_evaluates(name, tmp_path):
     """evaluate.py rebuilds the env from an old checkpoint's own spec and runs it (1 short episode)."""
     from cleanrl_style import evaluate
 
-    m = evaluate.main(evaluate.Args(checkpoint=str(FIXTURES / f"{name}.pt"), num_episodes=1, seed=3,
-                                    sim_backend="cpu", max_episode_steps=3, out_dir=str(tmp_path)))
+    m = evaluate.main(
+        evaluate.Args(
+            checkpoint=str(FIXTURES / f"{name}.pt"),
+            num_episodes=1,
+            seed=3,
+            sim_backend="cpu",
+            max_episode_steps=3,
+            out_dir=str(tmp_path),
+        )
+    )
     assert m["episodes"] == 1 and m["episode_len"] == 3 and m["script"] == EXPECTED[name]["script"]
     assert (tmp_path / f"eval_{name}_seed3.json").exists()

@@ -1,4 +1,5 @@
 """Run directories and logging, checkpoint I/O, evaluation, images and video."""
+
 from __future__ import annotations
 
 import csv
@@ -12,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import REPO_ROOT, SHORT_STEPS
 
+from cleanrl_style import ppo
 from cleanrl_style.lib.checkpoints import CHECKPOINT_FORMAT, check_obs_compatible, load_checkpoint, save_checkpoint
 from cleanrl_style.lib.envs import env_spec
 from cleanrl_style.lib.evaluation import EVAL_KEYS, evaluate
 from cleanrl_style.lib.runs import RunLogger, UserError, atomic_write_text, device_name, write_json
 from cleanrl_style.lib.video import tile_images, write_video
-from cleanrl_style import ppo
-from conftest import REPO_ROOT, SHORT_STEPS
 
 
 # ----------------------------------------------------------------------------- run logger
@@ -94,9 +95,16 @@ def _agent(seed=0):
 
 
 def _save(path, agent, step=123):
-    save_checkpoint(path, script="ppo", args=ppo.Args(env_id="PickCube"), env=ENV_SPEC,
-                           model_kwargs=dict(obs_dim=OBS_DIM, action_dim=ACT_DIM, hidden_dim=16),
-                           state_dict=agent.state_dict(), step=step, extra=dict(eval={"success_once": 0.5}))
+    save_checkpoint(
+        path,
+        script="ppo",
+        args=ppo.Args(env_id="PickCube"),
+        env=ENV_SPEC,
+        model_kwargs=dict(obs_dim=OBS_DIM, action_dim=ACT_DIM, hidden_dim=16),
+        state_dict=agent.state_dict(),
+        step=step,
+        extra=dict(eval={"success_once": 0.5}),
+    )
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -203,13 +211,16 @@ def test_load_checkpoint_garbage_file(tmp_path):
     assert ei.value.code == 1 and str(p) in str(ei.value)
 
 
-@pytest.mark.parametrize("payload", [
-    {"state_dict": {"w": torch.zeros(2)}},                   # a plain torch dict
-    {"format": CHECKPOINT_FORMAT + 1, "script": "ppo"},  # a future format
-    {"format": CHECKPOINT_FORMAT},                    # no script
-    [1, 2, 3],                                               # not a dict at all
-    torch.zeros(3),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"state_dict": {"w": torch.zeros(2)}},  # a plain torch dict
+        {"format": CHECKPOINT_FORMAT + 1, "script": "ppo"},  # a future format
+        {"format": CHECKPOINT_FORMAT},  # no script
+        [1, 2, 3],  # not a dict at all
+        torch.zeros(3),
+    ],
+)
 def test_load_checkpoint_foreign_torch_file(tmp_path, payload):
     p = tmp_path / "foreign.pt"
     torch.save(payload, p)
@@ -222,9 +233,11 @@ def test_check_obs_compatible():
     ckpt = {"env": ENV_SPEC}
     ok = types.SimpleNamespace(obs_shapes={"state": (OBS_DIM,)}, action_dim=ACT_DIM)
     check_obs_compatible(ckpt, ok)  # no error
-    for bad in (types.SimpleNamespace(obs_shapes={"state": (OBS_DIM + 1,)}, action_dim=ACT_DIM),
-                types.SimpleNamespace(obs_shapes={"rgb": (3, 64, 64), "state": (OBS_DIM,)}, action_dim=ACT_DIM),
-                types.SimpleNamespace(obs_shapes={"state": (OBS_DIM,)}, action_dim=ACT_DIM + 1)):
+    for bad in (
+        types.SimpleNamespace(obs_shapes={"state": (OBS_DIM + 1,)}, action_dim=ACT_DIM),
+        types.SimpleNamespace(obs_shapes={"rgb": (3, 64, 64), "state": (OBS_DIM,)}, action_dim=ACT_DIM),
+        types.SimpleNamespace(obs_shapes={"state": (OBS_DIM,)}, action_dim=ACT_DIM + 1),
+    ):
         with pytest.raises(UserError) as ei:
             check_obs_compatible(ckpt, bad)
         assert ei.value.code == 1 and "mismatch" in str(ei.value)

@@ -1,4 +1,5 @@
 """PPO pieces (GAE, running obs normalization, loss) and an end-to-end smoke run of ppo.py + evaluate.py."""
+
 from __future__ import annotations
 
 import csv
@@ -9,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import assert_one_error_line, run_script
 
+from cleanrl_style import evaluate, ppo
 from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
 from cleanrl_style.lib.evaluation import EVAL_KEYS
-from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
 from cleanrl_style.lib.nets import RunningMeanStd
 from cleanrl_style.lib.ppo_update import ppo_loss
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
 from cleanrl_style.lib.runs import UserError
-from cleanrl_style import evaluate, ppo
-from conftest import assert_one_error_line, run_script
 
 
 # ----------------------------------------------------------------------------- GAE
@@ -94,8 +95,10 @@ def test_compute_gae_lambda_one_is_discounted_return():
 # ----------------------------------------------------------------------------- obs normalization
 def test_running_mean_std_matches_numpy():
     rng = np.random.default_rng(0)
-    batches = [rng.normal(loc=[1.0, -5.0, 100.0], scale=[0.5, 2.0, 10.0], size=(n, 3)).astype(np.float32)
-               for n in (7, 64, 1, 33, 200)]
+    batches = [
+        rng.normal(loc=[1.0, -5.0, 100.0], scale=[0.5, 2.0, 10.0], size=(n, 3)).astype(np.float32)
+        for n in (7, 64, 1, 33, 200)
+    ]
     rms = RunningMeanStd((3,))
     for b in batches:
         rms.update(torch.from_numpy(b))
@@ -144,6 +147,7 @@ def test_default_cpu_batch_is_divisible_by_default_minibatches(monkeypatch, num_
     num_steps=50 and num_minibatches=32 that is a batch of 200, which is not divisible by 32, so
     main() refuses to start. Currently FAILS with
     UserError: num_envs*num_steps=200 is not divisible by --num-minibatches 32."""
+
     def stop(*a, **k):
         raise _Reached
 
@@ -188,16 +192,23 @@ def test_evaluate_main_rejects_zero_episodes(tmp_path):
 @pytest.mark.parametrize("script", ["no_such_script", "common"])
 def test_evaluate_main_checkpoint_from_unknown_script(tmp_path, script):
     path = tmp_path / "ckpt.pt"
-    save_checkpoint(path, script=script, args={}, env={"env_id": "PickCube-v1"}, model_kwargs={},
-                           state_dict={}, step=0)
+    save_checkpoint(path, script=script, args={}, env={"env_id": "PickCube-v1"}, model_kwargs={}, state_dict={}, step=0)
     with pytest.raises(UserError) as ei:
         evaluate.main(evaluate.Args(checkpoint=str(path), num_episodes=1, sim_backend="cpu"))
     assert ei.value.code == 1 and script in str(ei.value)
 
 
 # ----------------------------------------------------------------------------- end to end
-SMOKE = dict(env_id="PushCube", num_envs=2, num_eval_envs=2, total_timesteps=200, num_steps=50,
-             num_minibatches=4, eval_freq=100, num_eval_episodes=2)
+SMOKE = dict(
+    env_id="PushCube",
+    num_envs=2,
+    num_eval_envs=2,
+    total_timesteps=200,
+    num_steps=50,
+    num_minibatches=4,
+    eval_freq=100,
+    num_eval_episodes=2,
+)
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +271,21 @@ def test_ppo_smoke_run_artifacts(ppo_run):
 @pytest.mark.slow
 def test_evaluate_cli_on_ppo_checkpoint_with_video(ppo_run, tmp_path):
     out = tmp_path / "eval"
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(ppo_run / "last.pt"), "--num-episodes", "2",
-                   "--seed", "3", "--out-dir", str(out), "--sim-backend", "cpu", "--video", timeout=400)
+    p = run_script(
+        "cleanrl_style/evaluate.py",
+        "--checkpoint",
+        str(ppo_run / "last.pt"),
+        "--num-episodes",
+        "2",
+        "--seed",
+        "3",
+        "--out-dir",
+        str(out),
+        "--sim-backend",
+        "cpu",
+        "--video",
+        timeout=400,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((out / "eval_last_seed3.json").read_text())
     assert res["episodes"] == 2

@@ -1,18 +1,19 @@
 """ppo_rgb.py: encoder sizing, frame stacking, uint8 storage, a smoke run that evaluate.py reloads,
 and the --compile fast path of ppo.py."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from conftest import run_script
 
+from cleanrl_style import ppo, ppo_rgb
 from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
 from cleanrl_style.lib.envs import env_spec
-from cleanrl_style.lib.runs import UserError
-from cleanrl_style import ppo, ppo_rgb
 from cleanrl_style.lib.nets import NatureCNN
-from conftest import run_script
+from cleanrl_style.lib.runs import UserError
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (128, 128), (64, 96), (96, 48)])
@@ -84,9 +85,21 @@ def test_ppo_rgb_rejects_state_obs_mode():
 @pytest.mark.slow
 def test_ppo_rgb_smoke_run_and_reload(tmp_path):
     """2 CPU envs, 64x64 RGB, frame stack 2: a checkpoint with uint8-image config that evaluate.py reloads."""
-    run_dir = ppo_rgb.main(ppo_rgb.Args(env_id="PushCube", num_envs=2, num_eval_envs=2, image_size=64,
-                                        total_timesteps=100, num_steps=50, eval_freq=0, num_eval_episodes=2,
-                                        frame_stack=2, sim_backend="cpu", runs_dir=str(tmp_path)))
+    run_dir = ppo_rgb.main(
+        ppo_rgb.Args(
+            env_id="PushCube",
+            num_envs=2,
+            num_eval_envs=2,
+            image_size=64,
+            total_timesteps=100,
+            num_steps=50,
+            eval_freq=0,
+            num_eval_episodes=2,
+            frame_stack=2,
+            sim_backend="cpu",
+            runs_dir=str(tmp_path),
+        )
+    )
     for f in ("best.pt", "last.pt", "final_eval.json", "metrics.csv", "config.yaml"):
         assert (run_dir / f).is_file(), f
     ckpt = load_checkpoint(run_dir / "last.pt")
@@ -94,8 +107,19 @@ def test_ppo_rgb_smoke_run_and_reload(tmp_path):
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 64, 64]
     assert ckpt["model_kwargs"]["in_channels"] == 6  # 2 stacked RGB frames
     out = tmp_path / "eval"
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "2",
-                   "--seed", "11", "--sim-backend", "cpu", "--out-dir", str(out))
+    p = run_script(
+        "cleanrl_style/evaluate.py",
+        "--checkpoint",
+        str(run_dir / "last.pt"),
+        "--num-episodes",
+        "2",
+        "--seed",
+        "11",
+        "--sim-backend",
+        "cpu",
+        "--out-dir",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr
     res = json.loads((out / "eval_last_seed11.json").read_text())
     assert res["episodes"] == 2 and res["seeds"] == [11, 12] and res["script"] == "ppo_rgb"
@@ -110,9 +134,18 @@ def test_evaluate_rejects_checkpoint_for_other_obs(tmp_path, state_env):
     spec = env_spec(env)
     spec["obs_shapes"] = {"state": [5]}
     path = tmp_path / "bad.pt"
-    save_checkpoint(path, script="ppo", args={}, env=spec, model_kwargs=dict(obs_dim=5, action_dim=env.action_dim),
-                           state_dict=agent.state_dict(), step=0)
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(path), "--num-episodes", "1", "--sim-backend", "cpu")
+    save_checkpoint(
+        path,
+        script="ppo",
+        args={},
+        env=spec,
+        model_kwargs=dict(obs_dim=5, action_dim=env.action_dim),
+        state_dict=agent.state_dict(),
+        step=0,
+    )
+    p = run_script(
+        "cleanrl_style/evaluate.py", "--checkpoint", str(path), "--num-episodes", "1", "--sim-backend", "cpu"
+    )
     assert p.returncode == 1
     assert "mismatch" in p.stderr and "Traceback" not in p.stderr
 
@@ -120,8 +153,20 @@ def test_evaluate_rejects_checkpoint_for_other_obs(tmp_path, state_env):
 @pytest.mark.slow
 def test_ppo_compile_smoke(tmp_path):
     """--compile (torch.compile of the policy step and value function) runs on CPU and writes a checkpoint."""
-    run_dir = ppo.main(ppo.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, total_timesteps=100, num_steps=50,
-                                num_minibatches=2, eval_freq=0, num_eval_episodes=1, compile=True,
-                                sim_backend="cpu", runs_dir=str(tmp_path)))
+    run_dir = ppo.main(
+        ppo.Args(
+            env_id="PushCube",
+            num_envs=1,
+            num_eval_envs=1,
+            total_timesteps=100,
+            num_steps=50,
+            num_minibatches=2,
+            eval_freq=0,
+            num_eval_episodes=1,
+            compile=True,
+            sim_backend="cpu",
+            runs_dir=str(tmp_path),
+        )
+    )
     assert (run_dir / "last.pt").is_file()
     assert json.loads((run_dir / "final_eval.json").read_text())["episodes"] == 1

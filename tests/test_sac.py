@@ -2,6 +2,7 @@
 (wrap-around, dtypes, devices, the real final observation, save/load), the vmap'd critic ensemble,
 the memory check, flag errors, resuming a killed run, and smoke runs whose checkpoints evaluate.py
 reloads."""
+
 from __future__ import annotations
 
 import csv
@@ -17,13 +18,13 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import SHORT_STEPS, assert_one_error_line, run_script
 
 from cleanrl_style import sac, sac_rgb
 from cleanrl_style.lib import nets, replay, returns
 from cleanrl_style.lib.checkpoints import load_checkpoint
 from cleanrl_style.lib.runs import REPO_ROOT, UserError
 from cleanrl_style.lib.sac_update import make_sac_updates
-from conftest import SHORT_STEPS, assert_one_error_line, run_script
 
 GAMMA = 0.5
 
@@ -55,13 +56,18 @@ def test_nstep_return_hand_computed():
 
 
 def test_nstep_return_one_step_and_rewards_after_an_end_are_ignored():
-    g, d, k = returns.nstep_return(torch.tensor([[3.0], [3.0], [3.0]]), torch.tensor([[False], [True], [False]]),
-                               torch.tensor([[False], [True], [True]]), 0.8)
+    g, d, k = returns.nstep_return(
+        torch.tensor([[3.0], [3.0], [3.0]]),
+        torch.tensor([[False], [True], [False]]),
+        torch.tensor([[False], [True], [True]]),
+        0.8,
+    )
     assert g.tolist() == [3.0, 3.0, 3.0] and k.tolist() == [0, 0, 0]
     assert d.tolist() == pytest.approx([0.8, 0.0, 0.8])  # plain, terminated, truncated
     # a reward after the episode ended belongs to the next episode: it must not leak in
-    g, d, _ = returns.nstep_return(torch.tensor([[1.0, 100.0]]), torch.tensor([[True, False]]),
-                               torch.tensor([[True, False]]), 0.8)
+    g, d, _ = returns.nstep_return(
+        torch.tensor([[1.0, 100.0]]), torch.tensor([[True, False]]), torch.tensor([[True, False]]), 0.8
+    )
     assert g.tolist() == [1.0] and d.tolist() == [0.0]
 
 
@@ -77,8 +83,16 @@ def test_soft_td_target_hand_computed():
 
 # ----------------------------------------------------------------------------- replay buffer
 def _state_buffer(num_envs=2, capacity=10, max_episode_steps=50, n_step=1, dim=1, device="cpu"):
-    return replay.ReplayBuffer(num_envs, capacity, {"state": ((dim,), torch.float32)}, action_dim=1, device=device,
-                            max_episode_steps=max_episode_steps, gamma=GAMMA, n_step=n_step)
+    return replay.ReplayBuffer(
+        num_envs,
+        capacity,
+        {"state": ((dim,), torch.float32)},
+        action_dim=1,
+        device=device,
+        max_episode_steps=max_episode_steps,
+        gamma=GAMMA,
+        n_step=n_step,
+    )
 
 
 def _add(rb, step, terminated=None, truncated=None, final=None, rewards=None):
@@ -114,8 +128,10 @@ def test_bootstrap_always_makes_a_success_termination_bootstrap_from_its_final_o
     to the buffer turn that into a truncation, so its target bootstraps from the real final
     observation (marker -2) with discount gamma instead of 0. Mode truncation keeps discount 0."""
     term, trunc = torch.tensor([False, True]), torch.tensor([True, False])
-    for mode, want_next, want_discount in (("always", [-1.0, -2.0], [GAMMA, GAMMA]),
-                                           ("truncation", [-1.0, 301.0], [GAMMA, 0.0])):
+    for mode, want_next, want_discount in (
+        ("always", [-1.0, -2.0], [GAMMA, GAMMA]),
+        ("truncation", [-1.0, 301.0], [GAMMA, 0.0]),
+    ):
         rb = _state_buffer()
         for s in range(5):
             if s == 2:
@@ -131,8 +147,8 @@ def test_bootstrap_always_makes_a_success_termination_bootstrap_from_its_final_o
 def test_final_obs_gap_sizes_the_side_ring_for_early_bootstrapped_ends():
     """Success terminations that bootstrap (partial resets + always) can end an episode every step:
     the side ring then has T rows, and final observations written every step all survive."""
-    assert replay.final_obs_gap(False, "always", 50) == 50      # no terminations: time limit only
-    assert replay.final_obs_gap(True, "truncation", 50) == 50   # terminations do not bootstrap
+    assert replay.final_obs_gap(False, "always", 50) == 50  # no terminations: time limit only
+    assert replay.final_obs_gap(True, "truncation", 50) == 50  # terminations do not bootstrap
     assert replay.final_obs_gap(True, "always", 50) is None
     assert replay.ReplayBuffer.rows(2, 20, None) == (10, 10) and replay.ReplayBuffer.rows(2, 20, 50) == (10, 3)
     rb = _state_buffer(capacity=20, max_episode_steps=replay.final_obs_gap(True, "always", 50))
@@ -201,13 +217,25 @@ def test_final_obs_side_ring_wraps_without_losing_live_final_obs():
 
 def test_sample_shapes_dtypes_and_device_for_images():
     n, c, h, w = 3, 6, 40, 56
-    rb = replay.ReplayBuffer(n, 30, {"rgb": ((c, h, w), torch.uint8), "state": ((4,), torch.float32)}, action_dim=2,
-                          device="cpu", max_episode_steps=5, gamma=0.9)
+    rb = replay.ReplayBuffer(
+        n,
+        30,
+        {"rgb": ((c, h, w), torch.uint8), "state": ((4,), torch.float32)},
+        action_dim=2,
+        device="cpu",
+        max_episode_steps=5,
+        gamma=0.9,
+    )
     for s in range(6):
         rgb = torch.full((n, c, h, w), s, dtype=torch.uint8)
-        rb.add({"rgb": rgb, "state": torch.zeros(n, 4)}, torch.zeros(n, 2), torch.zeros(n),
-               torch.zeros(n, dtype=torch.bool), torch.tensor([s == 4] * n),
-               {"rgb": torch.full((n, c, h, w), 200, dtype=torch.uint8), "state": torch.zeros(n, 4)})
+        rb.add(
+            {"rgb": rgb, "state": torch.zeros(n, 4)},
+            torch.zeros(n, 2),
+            torch.zeros(n),
+            torch.zeros(n, dtype=torch.bool),
+            torch.tensor([s == 4] * n),
+            {"rgb": torch.full((n, c, h, w), 200, dtype=torch.uint8), "state": torch.zeros(n, 4)},
+        )
     assert rb.frames["rgb"].dtype == torch.uint8
     b = rb.sample(7)
     assert b["obs", "rgb"].shape == (7, c, h, w) and b["obs", "rgb"].dtype == torch.uint8
@@ -226,9 +254,13 @@ def test_sample_shapes_dtypes_and_device_for_images():
 def test_buffer_on_cuda_keeps_uint8_on_the_device():
     rb = replay.ReplayBuffer(2, 20, {"rgb": ((3, 8, 8), torch.uint8)}, 1, "cuda", 5, 0.9)
     for s in range(4):
-        rb.add({"rgb": torch.full((2, 3, 8, 8), s, dtype=torch.uint8, device="cuda")}, torch.zeros(2, 1, device="cuda"),
-               torch.zeros(2, device="cuda"), torch.zeros(2, dtype=torch.bool, device="cuda"),
-               torch.zeros(2, dtype=torch.bool, device="cuda"))
+        rb.add(
+            {"rgb": torch.full((2, 3, 8, 8), s, dtype=torch.uint8, device="cuda")},
+            torch.zeros(2, 1, device="cuda"),
+            torch.zeros(2, device="cuda"),
+            torch.zeros(2, dtype=torch.bool, device="cuda"),
+            torch.zeros(2, dtype=torch.bool, device="cuda"),
+        )
     b = rb.sample(5)
     assert b["obs", "rgb"].is_cuda and b["obs", "rgb"].dtype == torch.uint8
 
@@ -236,8 +268,11 @@ def test_buffer_on_cuda_keeps_uint8_on_the_device():
 def test_buffer_nbytes_matches_what_is_allocated():
     specs = {"rgb": ((3, 16, 24), torch.uint8), "state": ((5,), torch.float32)}
     rb = replay.ReplayBuffer(4, 100, specs, 3, "cpu", 10, 0.9, n_step=2)
-    allocated = sum(t.numel() * t.element_size() for td in (rb.frames, rb.steps)
-                    for t in td.values(include_nested=True, leaves_only=True))
+    allocated = sum(
+        t.numel() * t.element_size()
+        for td in (rb.frames, rb.steps)
+        for t in td.values(include_nested=True, leaves_only=True)
+    )
     allocated += rb.final_ptr.numel() * rb.final_ptr.element_size()
     assert replay.ReplayBuffer.nbytes(4, 100, specs, 3, 10, 2) == allocated
     # each image is stored once (+ a few side rows for final observations), not twice
@@ -249,8 +284,9 @@ def test_final_observation_stored_at_truncation_is_the_real_one(short_env):
     info["final_observation"], not the first obs of the next episode."""
     env = short_env
     obs, _ = env.reset(seed=3)
-    rb = replay.ReplayBuffer(1, 50, {"state": ((obs.shape[1],), torch.float32)}, env.action_dim, "cpu",
-                          env.max_episode_steps, gamma=0.8)
+    rb = replay.ReplayBuffer(
+        1, 50, {"state": ((obs.shape[1],), torch.float32)}, env.action_dim, "cpu", env.max_episode_steps, gamma=0.8
+    )
     g = torch.Generator().manual_seed(0)
     final, reset_obs = None, None
     for s in range(SHORT_STEPS + 2):
@@ -286,15 +322,17 @@ def test_replay_save_load_round_trip_cuts_the_episode_in_progress(tmp_path):
     rb2 = _state_buffer(num_envs=2, capacity=12, max_episode_steps=3)
     rb2.load(tmp_path / "replay.pt")
     assert (rb2.ptr, rb2.size, rb2.num_transitions) == (rb.ptr, rb.size, rb.num_transitions)
-    assert torch.equal(rb2.frames["state"][:rb.T * 2], rb.frames["state"][:rb.T * 2])
+    assert torch.equal(rb2.frames["state"][: rb.T * 2], rb.frames["state"][: rb.T * 2])
     # every complete transition is the same
     oldest = (rb.ptr - rb.size) % rb.T
     rows = ((oldest + torch.arange(rb.size - 1)) % rb.T).repeat(2)
     envs = torch.arange(2).repeat_interleave(rb.size - 1)
     a, b = rb.gather(rows, envs), rb2.gather(rows, envs)
     for key in ("obs", "next_obs", "action", "reward", "discount"):
-        assert torch.equal(a[key] if key not in ("obs", "next_obs") else a[key, "state"],
-                           b[key] if key not in ("obs", "next_obs") else b[key, "state"]), key
+        assert torch.equal(
+            a[key] if key not in ("obs", "next_obs") else a[key, "state"],
+            b[key] if key not in ("obs", "next_obs") else b[key, "state"],
+        ), key
     # the last step (step 8): env 0 now truncated -> next obs is the pending obs; env 1 terminated
     last = torch.tensor([(rb.ptr - 1) % rb.T] * 2)
     t = rb2.gather(last, torch.arange(2))
@@ -357,19 +395,27 @@ def test_sac_rgb_update_trains_encoder_only_through_the_critic():
     torch.manual_seed(0)
     policy = sac_rgb.PixelPolicy(3, 40, 48, state_dim=2, action_dim=2, feature_dim=16, hidden_dim=16)
     qnets = nets.QEnsemble(lambda: nets.QNetwork(policy.encoder.out_dim, 2, 16), 2, torch.device("cpu"))
-    args = SimpleNamespace(cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3,
-                           autotune=True)
+    args = SimpleNamespace(
+        cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3, autotune=True
+    )
     upd = make_sac_updates(policy.actor, qnets, args, 2, torch.device("cpu"), encoder=policy.encoder)
     update_critic, update_actor = upd.critic, upd.actor
     assert set(upd.optimizers) == {"q", "actor", "alpha"} and upd.log_alpha.requires_grad
     from tensordict import TensorDict
 
     def obs():
-        return TensorDict(rgb=torch.randint(0, 256, (8, 3, 40, 48), dtype=torch.uint8), state=torch.randn(8, 2),
-                          batch_size=[8])
+        return TensorDict(
+            rgb=torch.randint(0, 256, (8, 3, 40, 48), dtype=torch.uint8), state=torch.randn(8, 2), batch_size=[8]
+        )
 
-    batch = TensorDict(obs=obs(), next_obs=obs(), action=torch.rand(8, 2) * 2 - 1, reward=torch.randn(8),
-                       discount=torch.full((8,), 0.8), batch_size=[8])
+    batch = TensorDict(
+        obs=obs(),
+        next_obs=obs(),
+        action=torch.rand(8, 2) * 2 - 1,
+        reward=torch.randn(8),
+        discount=torch.full((8,), 0.8),
+        batch_size=[8],
+    )
     enc0 = [p.clone() for p in policy.encoder.parameters()]
     out = update_critic(batch)
     enc1 = [p.clone() for p in policy.encoder.parameters()]
@@ -395,8 +441,9 @@ def test_check_memory_refuses_what_does_not_fit(monkeypatch, capsys):
     replay.check_memory([("replay buffer", 2 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1000, 2 * 2**30 / 1000)
     assert "replay buffer 2.15 GB (host RAM)" in capsys.readouterr().out
     with pytest.raises(UserError, match=r"--buffer-size 1,000,000") as e:
-        replay.check_memory([("replay buffer", 20 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1_000_000,
-                         20 * 2**30 / 1_000_000)
+        replay.check_memory(
+            [("replay buffer", 20 * 2**30, cpu), ("training", 2**30, cpu)], 0, 1_000_000, 20 * 2**30 / 1_000_000
+        )
     # 0.9 * 10 GiB free - 1 GiB training leaves 8 GiB = 400k transitions of 20 GiB / 1M
     suggested = int(re.search(r"~([\d,]+) would fit", str(e.value)).group(1).replace(",", ""))
     assert 390_000 <= suggested <= 400_000
@@ -410,17 +457,32 @@ def test_cudagraphs_without_cuda_is_a_user_error(module):
         module.resolve_args(module.Args(env_id="PushCube", cudagraphs=True, sim_backend="cpu"), "cpu")
 
 
-BAD_SAC_FLAGS = [(dict(n_step=0), "--n-step"), (dict(utd=0.0), "--utd"), (dict(tau=0.0), "--tau"),
-                 (dict(tau=1.5), "--tau"), (dict(gamma=1.5), "--gamma"), (dict(gamma=-0.1), "--gamma"),
-                 (dict(buffer_device="tpu"), "--buffer-device"), (dict(torch_threads=0), "--torch-threads"),
-                 (dict(num_envs=0), "--num-envs"), (dict(num_eval_envs=0), "--num-eval-envs"),
-                 (dict(total_timesteps=-5), "--total-timesteps"), (dict(num_eval_episodes=0), "--num-eval-episodes"),
-                 (dict(buffer_size=0), "--buffer-size"), (dict(batch_size=0), "--batch-size"),
-                 (dict(learning_starts=-1), "--learning-starts"), (dict(eval_freq=-1), "--eval-freq"),
-                 (dict(policy_frequency=0), "--policy-frequency"),
-                 (dict(target_network_frequency=0), "--target-network-frequency"), (dict(log_freq=0), "--log-freq"),
-                 (dict(hidden_dim=0), "--hidden-dim"), (dict(max_episode_steps=0), "--max-episode-steps"),
-                 (dict(policy_lr=0.0), "--policy-lr"), (dict(q_lr=-1e-3), "--q-lr"), (dict(alpha_lr=0.0), "--alpha-lr")]
+BAD_SAC_FLAGS = [
+    (dict(n_step=0), "--n-step"),
+    (dict(utd=0.0), "--utd"),
+    (dict(tau=0.0), "--tau"),
+    (dict(tau=1.5), "--tau"),
+    (dict(gamma=1.5), "--gamma"),
+    (dict(gamma=-0.1), "--gamma"),
+    (dict(buffer_device="tpu"), "--buffer-device"),
+    (dict(torch_threads=0), "--torch-threads"),
+    (dict(num_envs=0), "--num-envs"),
+    (dict(num_eval_envs=0), "--num-eval-envs"),
+    (dict(total_timesteps=-5), "--total-timesteps"),
+    (dict(num_eval_episodes=0), "--num-eval-episodes"),
+    (dict(buffer_size=0), "--buffer-size"),
+    (dict(batch_size=0), "--batch-size"),
+    (dict(learning_starts=-1), "--learning-starts"),
+    (dict(eval_freq=-1), "--eval-freq"),
+    (dict(policy_frequency=0), "--policy-frequency"),
+    (dict(target_network_frequency=0), "--target-network-frequency"),
+    (dict(log_freq=0), "--log-freq"),
+    (dict(hidden_dim=0), "--hidden-dim"),
+    (dict(max_episode_steps=0), "--max-episode-steps"),
+    (dict(policy_lr=0.0), "--policy-lr"),
+    (dict(q_lr=-1e-3), "--q-lr"),
+    (dict(alpha_lr=0.0), "--alpha-lr"),
+]
 
 
 @pytest.mark.parametrize("kw,needle", BAD_SAC_FLAGS)
@@ -430,10 +492,20 @@ def test_sac_resolve_args_rejects_bad_flags(kw, needle):
     assert e.value.code == 2 and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("kw,needle", BAD_SAC_FLAGS + [
-    (dict(aug="crop"), "--aug"), (dict(dr="max"), "--dr"), (dict(obs_mode="state"), "obs-mode"),
-    (dict(image_size=32), "36x36"), (dict(image_width=35), "got 64x35"), (dict(image_size=0), "--image-size"),
-    (dict(aug_pad=-1), "--aug-pad"), (dict(feature_dim=0), "--feature-dim")])
+@pytest.mark.parametrize(
+    "kw,needle",
+    BAD_SAC_FLAGS
+    + [
+        (dict(aug="crop"), "--aug"),
+        (dict(dr="max"), "--dr"),
+        (dict(obs_mode="state"), "obs-mode"),
+        (dict(image_size=32), "36x36"),
+        (dict(image_width=35), "got 64x35"),
+        (dict(image_size=0), "--image-size"),
+        (dict(aug_pad=-1), "--aug-pad"),
+        (dict(feature_dim=0), "--feature-dim"),
+    ],
+)
 def test_sac_rgb_resolve_args_rejects_bad_flags(kw, needle):
     with pytest.raises(UserError, match=needle) as e:
         sac_rgb.resolve_args(sac_rgb.Args(env_id="PushCube", sim_backend="cpu", **kw), "cpu")
@@ -479,8 +551,20 @@ def test_config_files_parse(path):
 
 def test_impossible_buffer_size_is_one_error_line_before_allocating(tmp_path):
     runs = tmp_path / "runs"
-    p = run_script("cleanrl_style/sac.py", "--env-id", "PushCube", "--num-envs", "1", "--sim-backend", "cpu",
-                   "--buffer-size", str(10**13), "--runs-dir", str(runs), timeout=180)
+    p = run_script(
+        "cleanrl_style/sac.py",
+        "--env-id",
+        "PushCube",
+        "--num-envs",
+        "1",
+        "--sim-backend",
+        "cpu",
+        "--buffer-size",
+        str(10**13),
+        "--runs-dir",
+        str(runs),
+        timeout=180,
+    )
     assert p.returncode != 0
     assert_one_error_line(p.stderr, "--buffer-size", "host RAM")
     assert "memory: to allocate replay buffer" in p.stdout  # the estimate is printed first
@@ -490,8 +574,19 @@ def test_impossible_buffer_size_is_one_error_line_before_allocating(tmp_path):
 # ----------------------------------------------------------------------------- smoke runs
 def _evaluate_reloads(run_dir, tmp_path, script):
     out = tmp_path / "eval"
-    p = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "1",
-                   "--seed", "5", "--sim-backend", "cpu", "--out-dir", str(out))
+    p = run_script(
+        "cleanrl_style/evaluate.py",
+        "--checkpoint",
+        str(run_dir / "last.pt"),
+        "--num-episodes",
+        "1",
+        "--seed",
+        "5",
+        "--sim-backend",
+        "cpu",
+        "--out-dir",
+        str(out),
+    )
     assert p.returncode == 0, p.stderr
     res = json.loads((out / "eval_last_seed5.json").read_text())
     assert res["episodes"] == 1 and res["seeds"] == [5] and res["script"] == script
@@ -504,16 +599,31 @@ def _logged_names(run_dir) -> set:
         return {row["name"] for row in csv.DictReader(f)}
 
 
-LOSS_NAMES = {f"losses/{k}" for k in ("qf1_loss", "qf2_loss", "actor_loss", "alpha", "alpha_loss",
-                                       "qf1_values", "qf2_values")}
+LOSS_NAMES = {
+    f"losses/{k}" for k in ("qf1_loss", "qf2_loss", "actor_loss", "alpha", "alpha_loss", "qf1_values", "qf2_values")
+}
 
 
 @pytest.mark.slow
 def test_sac_smoke_run_and_reload(tmp_path):
-    run_dir = sac.main(sac.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, total_timesteps=100,
-                                learning_starts=60, batch_size=32, buffer_size=1000, n_step=2, eval_freq=50,
-                                num_eval_episodes=1, log_freq=30, max_episode_steps=10, sim_backend="cpu",
-                                runs_dir=str(tmp_path)))
+    run_dir = sac.main(
+        sac.Args(
+            env_id="PushCube",
+            num_envs=1,
+            num_eval_envs=1,
+            total_timesteps=100,
+            learning_starts=60,
+            batch_size=32,
+            buffer_size=1000,
+            n_step=2,
+            eval_freq=50,
+            num_eval_episodes=1,
+            log_freq=30,
+            max_episode_steps=10,
+            sim_backend="cpu",
+            runs_dir=str(tmp_path),
+        )
+    )
     for f in ("best.pt", "last.pt", "final_eval.json", "metrics.csv", "config.yaml"):
         assert (run_dir / f).is_file(), f
     names = _logged_names(run_dir)
@@ -529,10 +639,26 @@ def test_sac_smoke_run_and_reload(tmp_path):
 @pytest.mark.slow
 def test_sac_rgb_smoke_run_and_reload(tmp_path):
     """1 CPU env, 64x64 RGB, shift+color augmentation and light domain randomization."""
-    run_dir = sac_rgb.main(sac_rgb.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, image_size=64,
-                                        total_timesteps=40, learning_starts=25, batch_size=16, buffer_size=500,
-                                        aug="shift+color", dr="light", eval_freq=0, num_eval_episodes=1, log_freq=20,
-                                        max_episode_steps=10, sim_backend="cpu", runs_dir=str(tmp_path)))
+    run_dir = sac_rgb.main(
+        sac_rgb.Args(
+            env_id="PushCube",
+            num_envs=1,
+            num_eval_envs=1,
+            image_size=64,
+            total_timesteps=40,
+            learning_starts=25,
+            batch_size=16,
+            buffer_size=500,
+            aug="shift+color",
+            dr="light",
+            eval_freq=0,
+            num_eval_episodes=1,
+            log_freq=20,
+            max_episode_steps=10,
+            sim_backend="cpu",
+            runs_dir=str(tmp_path),
+        )
+    )
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "sac_rgb"
     assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 64, 64]
@@ -544,21 +670,60 @@ def test_sac_rgb_smoke_run_and_reload(tmp_path):
 @pytest.mark.slow
 def test_sac_compile_smoke(tmp_path):
     """--compile (torch.compile of both update steps and the rollout policy) runs on CPU."""
-    run_dir = sac.main(sac.Args(env_id="PushCube", num_envs=1, num_eval_envs=1, total_timesteps=30,
-                                learning_starts=20, batch_size=16, buffer_size=500, hidden_dim=32, eval_freq=0,
-                                num_eval_episodes=1, log_freq=15, max_episode_steps=10, compile=True,
-                                sim_backend="cpu", runs_dir=str(tmp_path)))
+    run_dir = sac.main(
+        sac.Args(
+            env_id="PushCube",
+            num_envs=1,
+            num_eval_envs=1,
+            total_timesteps=30,
+            learning_starts=20,
+            batch_size=16,
+            buffer_size=500,
+            hidden_dim=32,
+            eval_freq=0,
+            num_eval_episodes=1,
+            log_freq=15,
+            max_episode_steps=10,
+            compile=True,
+            sim_backend="cpu",
+            runs_dir=str(tmp_path),
+        )
+    )
     assert (run_dir / "last.pt").is_file()
     assert LOSS_NAMES <= _logged_names(run_dir)
-    loss = [float(r.split(",")[3]) for r in (run_dir / "metrics.csv").read_text().splitlines()[1:]
-            if ",losses/qf1_loss," in r]
+    loss = [
+        float(r.split(",")[3])
+        for r in (run_dir / "metrics.csv").read_text().splitlines()[1:]
+        if ",losses/qf1_loss," in r
+    ]
     assert loss and all(math.isfinite(v) for v in loss)
 
 
 # ----------------------------------------------------------------------------- resume
-TINY = ("--env-id", "PushCube", "--num-envs", "1", "--num-eval-envs", "1", "--max-episode-steps", "5",
-        "--learning-starts", "4", "--batch-size", "4", "--hidden-dim", "8", "--buffer-size", "64",
-        "--eval-freq", "8", "--num-eval-episodes", "1", "--sim-backend", "cpu")
+TINY = (
+    "--env-id",
+    "PushCube",
+    "--num-envs",
+    "1",
+    "--num-eval-envs",
+    "1",
+    "--max-episode-steps",
+    "5",
+    "--learning-starts",
+    "4",
+    "--batch-size",
+    "4",
+    "--hidden-dim",
+    "8",
+    "--buffer-size",
+    "64",
+    "--eval-freq",
+    "8",
+    "--num-eval-episodes",
+    "1",
+    "--sim-backend",
+    "cpu",
+)
 
 
 def _metric_rows(run_dir) -> list:
@@ -580,10 +745,17 @@ def test_sac_resume_after_kill(tmp_path):
     """kill -9 a run once it has written last.pt (and replay.pt), then --resume it: it finishes with
     the buffer it had, and metrics.csv, final_eval.json and config.yaml read as one run."""
     runs = tmp_path / "runs"
-    cmd = [sys.executable, "cleanrl_style/sac.py", *TINY, "--total-timesteps", "40", "--runs-dir", str(runs),
-           "--save-replay"]
-    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True)
+    cmd = [
+        sys.executable,
+        "cleanrl_style/sac.py",
+        *TINY,
+        "--total-timesteps",
+        "40",
+        "--runs-dir",
+        str(runs),
+        "--save-replay",
+    ]
+    p = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 300
         while not list(runs.glob("*/last.pt")):

@@ -20,6 +20,7 @@ Contract (every public function here):
   * randomness: every op takes an optional `torch.Generator` on the input's device; without one it
     uses torch's global RNG, so `torch.manual_seed(s)` makes results reproducible.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,10 @@ def _uniform(n: int, low: float, high: float, device, generator) -> torch.Tensor
 def _rgb_count(c: int, rgb_channels: Optional[int]) -> int:
     rgb = c if rgb_channels is None else rgb_channels
     if rgb % 3 or rgb > c or rgb < 0:
-        raise ValueError(f"rgb_channels must be a multiple of 3 and <= C={c} (got {rgb}); "
-                         f"pass rgb_channels for images with depth or non-RGB channels")
+        raise ValueError(
+            f"rgb_channels must be a multiple of 3 and <= C={c} (got {rgb}); "
+            f"pass rgb_channels for images with depth or non-RGB channels"
+        )
     return rgb
 
 
@@ -86,6 +89,7 @@ class PhotometricRanges:
     """Ranges of the photometric ops (all 0 = identity). Factors are drawn uniformly in
     [1 - v, 1 + v] (brightness, contrast, saturation, gain), hue in [-v, v] of a full turn, blur
     sigma in [0.1, v] px applied with probability blur_p, noise std in [0, v] (0-255 scale)."""
+
     brightness: float = 0.0
     contrast: float = 0.0
     saturation: float = 0.0
@@ -112,8 +116,13 @@ def sample_photometric(n: int, ranges: PhotometricRanges, device, generator=None
     return p
 
 
-def apply_photometric(x: torch.Tensor, params: dict[str, torch.Tensor], ranges: PhotometricRanges,
-                      rgb_channels: Optional[int] = None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def apply_photometric(
+    x: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    ranges: PhotometricRanges,
+    rgb_channels: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Apply gain, brightness, saturation and contrast (one fused pass; saturation and contrast
     commute), then hue, blur and noise, each only if its range is non-zero, to the RGB triplets
     of uint8 x (B, C, H, W) with per-sample `params`. Channels past `rgb_channels` (depth) pass
@@ -174,7 +183,7 @@ def apply_photometric(x: torch.Tensor, params: dict[str, torch.Tensor], ranges: 
 
 def _gray(img: torch.Tensor) -> torch.Tensor:
     """ITU-R 601 luma of (..., 3, H, W), keeping the channel axis."""
-    return (0.299 * img[..., 0:1, :, :] + 0.587 * img[..., 1:2, :, :] + 0.114 * img[..., 2:3, :, :])
+    return 0.299 * img[..., 0:1, :, :] + 0.587 * img[..., 1:2, :, :] + 0.114 * img[..., 2:3, :, :]
 
 
 # ----------------------------------------------------------------------------- training augmentation
@@ -189,8 +198,13 @@ class Augmentation:
     mode: "none" (identity), "shift" (DrQ random shift by up to `pad` pixels, replicate border) or
     "shift+color" (shift, then colour jitter / noise with `color` ranges, RGB triplets only)."""
 
-    def __init__(self, mode: str = "shift", pad: int = 4, rgb_channels: Optional[int] = None,
-                 color: PhotometricRanges = TRAIN_COLOR):
+    def __init__(
+        self,
+        mode: str = "shift",
+        pad: int = 4,
+        rgb_channels: Optional[int] = None,
+        color: PhotometricRanges = TRAIN_COLOR,
+    ):
         if mode not in AUG_CHOICES:
             raise ValueError(f"augmentation must be one of {AUG_CHOICES} (got '{mode}')")
         self.mode, self.pad, self.rgb_channels, self.color = mode, pad, rgb_channels, color
@@ -205,12 +219,13 @@ class Augmentation:
             x = apply_photometric(x, params, self.color, self.rgb_channels, generator)
         return x
 
-    def pair(self, obs: torch.Tensor, next_obs: torch.Tensor,
-             generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(
+        self, obs: torch.Tensor, next_obs: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Augment obs and next_obs of one batch in a single call (one kernel launch per op).
         The two get independent draws, as in DrQ-v2."""
         out = self(torch.cat([obs, next_obs], 0), generator)
-        return out[: obs.shape[0]], out[obs.shape[0]:]
+        return out[: obs.shape[0]], out[obs.shape[0] :]
 
     def __repr__(self) -> str:
         return f"Augmentation(mode={self.mode!r}, pad={self.pad}, rgb_channels={self.rgb_channels})"
@@ -219,8 +234,9 @@ class Augmentation:
 # ----------------------------------------------------------------------------- domain randomization
 DR_RANGES = {
     "light": PhotometricRanges(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.0, gain=0.05, noise=2.0),
-    "heavy": PhotometricRanges(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.08, gain=0.15,
-                               blur_sigma=1.0, blur_p=0.3, noise=6.0),
+    "heavy": PhotometricRanges(
+        brightness=0.3, contrast=0.3, saturation=0.4, hue=0.08, gain=0.15, blur_sigma=1.0, blur_p=0.3, noise=6.0
+    ),
 }
 
 
@@ -235,15 +251,22 @@ class DomainRandomization:
 
     level "off" is the identity. uint8 (N, C, H, W) in, uint8 out."""
 
-    def __init__(self, level: str, num_envs: int, device, rgb_channels: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None):
+    def __init__(
+        self,
+        level: str,
+        num_envs: int,
+        device,
+        rgb_channels: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+    ):
         if level not in DR_LEVELS:
             raise ValueError(f"domain randomization level must be one of {DR_LEVELS} (got '{level}')")
         self.level, self.num_envs, self.device = level, num_envs, torch.device(device)
         self.rgb_channels, self.generator = rgb_channels, generator
         self.ranges = DR_RANGES.get(level)
-        self.params = (sample_photometric(num_envs, self.ranges, self.device, generator)
-                       if self.ranges is not None else None)
+        self.params = (
+            sample_photometric(num_envs, self.ranges, self.device, generator) if self.ranges is not None else None
+        )
 
     def resample(self, mask: torch.Tensor) -> None:
         """New episode parameters for the envs where mask (N,) is True (no host sync)."""

@@ -7,6 +7,7 @@ statistics as buffers), obs_norm, step, extra, versions, and for resumable train
 `train_state` (optimizers, other networks, RNG states, counters; see each script's `resume`).
 Files are written to a temp file and renamed, so a crash never leaves a half-written one.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,13 +24,31 @@ CHECKPOINT_FORMAT = 1
 SCRIPTS = ("ppo", "ppo_rgb", "sac", "sac_rgb", "bc")
 
 
-def save_checkpoint(path: Union[str, Path], *, script: str, args: Any, env: Union[VecEnv, dict],
-                    model_kwargs: dict, state_dict: dict, step: int, obs_norm: Optional[dict] = None,
-                    extra: Optional[dict] = None, train_state: Optional[dict] = None) -> None:
-    payload = dict(format=CHECKPOINT_FORMAT, script=script, args=args_dict(args),
-                   env=env_spec(env) if isinstance(env, VecEnv) else dict(env),
-                   model_kwargs=model_kwargs, state_dict=state_dict, obs_norm=obs_norm, step=int(step),
-                   extra=extra or {}, versions=versions())
+def save_checkpoint(
+    path: Union[str, Path],
+    *,
+    script: str,
+    args: Any,
+    env: Union[VecEnv, dict],
+    model_kwargs: dict,
+    state_dict: dict,
+    step: int,
+    obs_norm: Optional[dict] = None,
+    extra: Optional[dict] = None,
+    train_state: Optional[dict] = None,
+) -> None:
+    payload = dict(
+        format=CHECKPOINT_FORMAT,
+        script=script,
+        args=args_dict(args),
+        env=env_spec(env) if isinstance(env, VecEnv) else dict(env),
+        model_kwargs=model_kwargs,
+        state_dict=state_dict,
+        obs_norm=obs_norm,
+        step=int(step),
+        extra=extra or {},
+        versions=versions(),
+    )
     if train_state is not None:
         payload["train_state"] = train_state
     buf = io.BytesIO()
@@ -44,7 +63,9 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"could not read checkpoint {path}: corrupt or not a torch file ({type(e).__name__})", code=1) from e
+        raise UserError(
+            f"could not read checkpoint {path}: corrupt or not a torch file ({type(e).__name__})", code=1
+        ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "script" not in ckpt:
         raise UserError(f"{path} is not a checkpoint written by cleanrl_style (format {CHECKPOINT_FORMAT})", code=1)
     return ckpt
@@ -55,8 +76,11 @@ def check_obs_compatible(ckpt: dict, env: VecEnv) -> None:
     want = {k: tuple(v) for k, v in ckpt["env"]["obs_shapes"].items()}
     have = {k: tuple(v) for k, v in env.obs_shapes.items()}
     if want != have or ckpt["env"]["action_dim"] != env.action_dim:
-        raise UserError(f"checkpoint/env mismatch: checkpoint expects obs {want} and action dim "
-                        f"{ckpt['env']['action_dim']}, env gives obs {have} and action dim {env.action_dim}", code=1)
+        raise UserError(
+            f"checkpoint/env mismatch: checkpoint expects obs {want} and action dim "
+            f"{ckpt['env']['action_dim']}, env gives obs {have} and action dim {env.action_dim}",
+            code=1,
+        )
 
 
 def policy_loader(ckpt: dict) -> Callable[[dict, torch.device], Callable]:
@@ -79,21 +103,29 @@ def load_policy_checked(ckpt: dict, device: torch.device, path: Union[str, Path]
     try:
         return load(ckpt, device)
     except (RuntimeError, KeyError, TypeError) as e:
-        raise UserError(f"checkpoint {path} does not match its script's networks: {str(e).splitlines()[0]}", code=1) from e
+        raise UserError(
+            f"checkpoint {path} does not match its script's networks: {str(e).splitlines()[0]}", code=1
+        ) from e
 
 
 def load_resume_checkpoint(run_dir: Union[str, Path], script: str, device: torch.device) -> dict:
     """last.pt of a run directory, checked to be a resumable checkpoint of `script`."""
     path = Path(run_dir) / "last.pt"
     if not path.is_file():
-        raise UserError(f"--resume {run_dir}: no last.pt yet (a run writes it at its first evaluation, "
-                        f"every --eval-freq); start the run again instead", code=1)
+        raise UserError(
+            f"--resume {run_dir}: no last.pt yet (a run writes it at its first evaluation, "
+            f"every --eval-freq); start the run again instead",
+            code=1,
+        )
     ckpt = load_checkpoint(path, map_location=device)
     if ckpt["script"] != script:
         raise UserError(f"--resume {run_dir}: last.pt was written by {ckpt['script']}.py, not {script}.py", code=1)
     if "train_state" not in ckpt:
-        raise UserError(f"--resume {run_dir}: last.pt holds no training state (written by an older version, or with "
-                        f"resumable checkpoints off)", code=1)
+        raise UserError(
+            f"--resume {run_dir}: last.pt holds no training state (written by an older version, or with "
+            f"resumable checkpoints off)",
+            code=1,
+        )
     return ckpt
 
 

@@ -6,6 +6,7 @@ state parts) and `env_states`. Pixel demos are converted with the same depth qua
 layout as env observations (envs.quantize_depth, VecEnv.state_layout), so demo frames and env
 observations have the same bytes.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def state_from_h5(obs_group, layout: list[tuple[str, int]]) -> np.ndarray:
     """The flat state vector of a pixel-mode demo, assembled in the env's order from the h5 groups
     (h5 lists keys alphabetically, the env flattens in insertion order)."""
     parts = []
-    for name, size in layout:
+    for name, _size in layout:
         if name not in obs_group:
             raise UserError(f"demo obs has no '{name}' (the env's state has it): wrong obs mode or task?")
         x = np.asarray(obs_group[name][:])
@@ -42,17 +43,22 @@ def read_demo_info(path: str) -> dict:
     try:
         info = json.loads(meta.read_text())
         env_info = info["env_info"]
-        return dict(env_id=env_info["env_id"], env_kwargs=env_info.get("env_kwargs", {}),
-                    obs_mode=env_info.get("env_kwargs", {}).get("obs_mode"),
-                    control_mode=env_info.get("env_kwargs", {}).get("control_mode"),
-                    max_episode_steps=env_info.get("max_episode_steps"), episodes=info["episodes"],
-                    cleanrl_style=info.get("cleanrl_style", {}))
+        return dict(
+            env_id=env_info["env_id"],
+            env_kwargs=env_info.get("env_kwargs", {}),
+            obs_mode=env_info.get("env_kwargs", {}).get("obs_mode"),
+            control_mode=env_info.get("env_kwargs", {}).get("control_mode"),
+            max_episode_steps=env_info.get("max_episode_steps"),
+            episodes=info["episodes"],
+            cleanrl_style=info.get("cleanrl_style", {}),
+        )
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise UserError(f"{meta} is not a ManiSkill trajectory json ({type(e).__name__}: {e})", code=1) from e
 
 
-def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None,
-               aux_actor: Optional[str] = None) -> dict:
+def load_demos(
+    path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None, aux_actor: Optional[str] = None
+) -> dict:
     """All demo steps as tensors (CPU): obs (F, D) float32 state and/or (F, C, H, W) uint8 rgb for the
     F = sum(T_i + 1) frames, actions (S, A) for the S = sum(T_i) steps, and per step the index of its
     frame, the first frame of its episode and the last step of its episode. With aux_actor, also that
@@ -74,13 +80,19 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
                 obs = g["obs"]
                 if obs_mode == "state":
                     if not isinstance(obs, h5py.Dataset):
-                        raise UserError(f"{path} holds '{info['obs_mode']}' observations, not flat state "
-                                               f"(convert with collect_demos.py --obs-mode state)", code=1)
+                        raise UserError(
+                            f"{path} holds '{info['obs_mode']}' observations, not flat state "
+                            f"(convert with collect_demos.py --obs-mode state)",
+                            code=1,
+                        )
                     states.append(np.asarray(obs[:], dtype=np.float32))
                 else:
                     if isinstance(obs, h5py.Dataset) or "sensor_data" not in obs:
-                        raise UserError(f"{path} holds no camera images (obs mode '{info['obs_mode']}'); "
-                                               f"convert with collect_demos.py --obs-mode {obs_mode}", code=1)
+                        raise UserError(
+                            f"{path} holds no camera images (obs mode '{info['obs_mode']}'); "
+                            f"convert with collect_demos.py --obs-mode {obs_mode}",
+                            code=1,
+                        )
                     cams = list(obs["sensor_data"].keys())
                     chans = [np.asarray(obs["sensor_data"][c]["rgb"][:]) for c in cams]
                     if obs_mode == "rgbd":
@@ -90,17 +102,26 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
                 if aux_actor:
                     actors = g["env_states/actors"] if "env_states/actors" in g else {}
                     if aux_actor not in actors:
-                        raise UserError(f"--aux-actor '{aux_actor}' is not in {path}'s env_states "
-                                               f"(actors: {', '.join(actors) or 'none recorded'})", code=1)
+                        raise UserError(
+                            f"--aux-actor '{aux_actor}' is not in {path}'s env_states "
+                            f"(actors: {', '.join(actors) or 'none recorded'})",
+                            code=1,
+                        )
                     aux.append(np.asarray(actors[aux_actor][:, :3], dtype=np.float32))
                 if len(states[-1]) != len(actions[-1]) + 1:
-                    raise UserError(f"{path}: episode {ep['episode_id']} has {len(states[-1])} observations "
-                                           f"for {len(actions[-1])} actions (expected one more)", code=1)
+                    raise UserError(
+                        f"{path}: episode {ep['episode_id']} has {len(states[-1])} observations "
+                        f"for {len(actions[-1])} actions (expected one more)",
+                        code=1,
+                    )
     except (OSError, KeyError) as e:
         if isinstance(e, UserError):
             raise
-        raise UserError(f"could not read demos from {path}: corrupt or not a ManiSkill h5 ({type(e).__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''})", code=1) from e
+        raise UserError(
+            f"could not read demos from {path}: corrupt or not a ManiSkill h5 ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})",
+            code=1,
+        ) from e
     lens = [len(a) for a in actions]
     step_frame, ep_start, ep_last = [], [], []
     f0 = s0 = 0
@@ -109,10 +130,17 @@ def load_demos(path: str, obs_mode: str, num_demos: Optional[int], layout: Optio
         ep_start.append(np.full(T, f0))
         ep_last.append(np.full(T, s0 + T - 1))
         f0, s0 = f0 + T + 1, s0 + T
-    out = dict(state=torch.from_numpy(np.concatenate(states)), actions=torch.from_numpy(np.concatenate(actions)),
-               step_frame=torch.from_numpy(np.concatenate(step_frame)), ep_start=torch.from_numpy(np.concatenate(ep_start)),
-               ep_last=torch.from_numpy(np.concatenate(ep_last)), num_demos=len(episodes), lengths=lens,
-               seeds=[ep.get("episode_seed") for ep in episodes], info=info)
+    out = dict(
+        state=torch.from_numpy(np.concatenate(states)),
+        actions=torch.from_numpy(np.concatenate(actions)),
+        step_frame=torch.from_numpy(np.concatenate(step_frame)),
+        ep_start=torch.from_numpy(np.concatenate(ep_start)),
+        ep_last=torch.from_numpy(np.concatenate(ep_last)),
+        num_demos=len(episodes),
+        lengths=lens,
+        seeds=[ep.get("episode_seed") for ep in episodes],
+        info=info,
+    )
     if rgbs:
         out["rgb"] = torch.from_numpy(np.concatenate(rgbs))
         out["cameras"] = cams
@@ -135,9 +163,21 @@ def demos_record_actor(path: str, info: dict, actor: str) -> bool:
 
 def demo_env_kwargs(info: dict) -> Optional[dict]:
     """Task options recorded with the demos that change the env itself (not obs/control/backend)."""
-    skip = {"obs_mode", "control_mode", "sim_backend", "render_backend", "num_envs", "render_mode",
-            "sensor_configs", "human_render_camera_configs", "viewer_camera_configs", "reward_mode",
-            "shader_dir", "max_episode_steps", "reconfiguration_freq"}
+    skip = {
+        "obs_mode",
+        "control_mode",
+        "sim_backend",
+        "render_backend",
+        "num_envs",
+        "render_mode",
+        "sensor_configs",
+        "human_render_camera_configs",
+        "viewer_camera_configs",
+        "reward_mode",
+        "shader_dir",
+        "max_episode_steps",
+        "reconfiguration_freq",
+    }
     kw = {k: v for k, v in (info.get("env_kwargs") or {}).items() if k not in skip}
     return kw or None
 

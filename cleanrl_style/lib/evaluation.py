@@ -4,6 +4,7 @@ Protocol (ManiSkill's): dedicated eval envs made with partial_reset=False and
 reconfiguration_freq=1, deterministic actions, episode i seeded with seed + i, metrics
 success_once, success_at_end, return, episode_len per episode.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,13 @@ EVAL_KEYS = ("success_once", "success_at_end", "return", "episode_len")
 
 
 @torch.no_grad()
-def evaluate(policy: Callable[[Any], torch.Tensor], env: VecEnv, num_episodes: int,
-             seed: Optional[int] = None, video_name: Optional[str] = None) -> dict:
+def evaluate(
+    policy: Callable[[Any], torch.Tensor],
+    env: VecEnv,
+    num_episodes: int,
+    seed: Optional[int] = None,
+    video_name: Optional[str] = None,
+) -> dict:
     """Run `num_episodes` episodes with a deterministic `policy(obs) -> action` (optionally with a
     `reset()` method, called after every env reset) on a dedicated
     eval env (made with partial_reset=False, reconfiguration_freq=1). Episode i uses seed
@@ -104,8 +110,9 @@ class Evaluator:
     in it); last.pt is resumable (it carries the training state), best.pt is not. `args` needs
     eval_freq, num_eval_episodes, seed, save_checkpoints and capture_video."""
 
-    def __init__(self, run: RunLogger, env: VecEnv, policy: Callable, args: Any,
-                 save: Callable[[Path, int, dict, bool], None]):
+    def __init__(
+        self, run: RunLogger, env: VecEnv, policy: Callable, args: Any, save: Callable[[Path, int, dict, bool], None]
+    ):
         self.run, self.env, self.policy, self.args, self.save = run, env, policy, args, save
         self.best_success, self.last_step = -1.0, 0
         self.start = time.time()
@@ -138,9 +145,19 @@ class Evaluator:
     def finish(self, step: int, extra: Optional[dict] = None) -> dict:
         """`extra`: script-specific fields stored in final_eval.json with the metrics."""
         a = self.args
-        final = evaluate(self.policy, self.env, a.num_eval_episodes, seed=a.seed + 2_000_000,
-                         video_name="final_eval" if a.capture_video else None)
-        final.update(checkpoint="last.pt", step=step, wall_time_s=time.time() - self.start + self.run.wall_offset, **(extra or {}))
+        final = evaluate(
+            self.policy,
+            self.env,
+            a.num_eval_episodes,
+            seed=a.seed + 2_000_000,
+            video_name="final_eval" if a.capture_video else None,
+        )
+        final.update(
+            checkpoint="last.pt",
+            step=step,
+            wall_time_s=time.time() - self.start + self.run.wall_offset,
+            **(extra or {}),
+        )
         write_json(self.run.dir / "final_eval.json", final)
         print_eval(final, f"final evaluation ({self.env.env_id}, last policy)")
         return final

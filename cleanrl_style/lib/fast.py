@@ -1,5 +1,6 @@
 """The opt-in fast paths (--compile, --cudagraphs) around a script's functions. The eager path is
 the tested reference; each flag works alone."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

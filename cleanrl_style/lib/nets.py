@@ -9,6 +9,7 @@ uses the class: keep parameter names (state-dict keys) stable, or convert old ke
   Actor                      tanh-Gaussian policy head (SAC, and BC --policy gaussian)
   QNetwork, QEnsemble        critics, evaluated together with vmap, with target copies
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,15 @@ def layer_init(layer: nn.Linear, std: float = np.sqrt(2), bias: float = 0.0) -> 
 
 def tanh_mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
     """PPO's MLP: 3 tanh hidden layers, orthogonal init, a small-std output layer."""
-    return nn.Sequential(layer_init(nn.Linear(inp, hidden)), nn.Tanh(), layer_init(nn.Linear(hidden, hidden)), nn.Tanh(),
-                         layer_init(nn.Linear(hidden, hidden)), nn.Tanh(), layer_init(nn.Linear(hidden, out), std=out_std))
+    return nn.Sequential(
+        layer_init(nn.Linear(inp, hidden)),
+        nn.Tanh(),
+        layer_init(nn.Linear(hidden, hidden)),
+        nn.Tanh(),
+        layer_init(nn.Linear(hidden, hidden)),
+        nn.Tanh(),
+        layer_init(nn.Linear(hidden, out), std=out_std),
+    )
 
 
 class RunningMeanStd(nn.Module):
@@ -65,9 +73,14 @@ class NatureCNN(nn.Module):
         if min(height, width) < 36:
             raise UserError(f"NatureCNN needs images of at least 36x36 (got {height}x{width})")
         self.convs = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+            nn.Conv2d(in_channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
         with torch.no_grad():
             n_flat = self.convs(torch.zeros(1, in_channels, height, width)).shape[1]
         self.fc = nn.Sequential(nn.Linear(n_flat, feature_dim), nn.ReLU())
@@ -188,8 +201,10 @@ class QEnsemble:
         torch._foreach_lerp_(list(self.target.values()), [p.detach() for p in self.params.values()], tau)
 
     def state_dict(self) -> dict:
-        return dict(params={k: v.detach().clone() for k, v in self.params.items()},
-                    target={k: v.clone() for k, v in self.target.items()})
+        return dict(
+            params={k: v.detach().clone() for k, v in self.params.items()},
+            target={k: v.clone() for k, v in self.target.items()},
+        )
 
     @torch.no_grad()
     def load_state_dict(self, state: dict) -> None:

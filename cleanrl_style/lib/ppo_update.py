@@ -4,6 +4,7 @@ algorithm over two observation types). Docs: docs/ppo.md
 The agent is anything with `get_action_and_value(obs, action) -> (action, logprob, entropy, value)`;
 `args` carries clip_coef, clip_vloss, ent_coef, vf_coef, update_epochs, target_kl, max_grad_norm.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,12 +27,28 @@ def ppo_loss(agent, obs, actions, old_logprobs, advantages, returns, old_values,
         v_loss = 0.5 * ((value - returns) ** 2).mean()
     ent = entropy.mean()
     loss = pg_loss - args.ent_coef * ent + args.vf_coef * v_loss
-    return loss, dict(policy_loss=pg_loss.detach(), value_loss=v_loss.detach(), entropy=ent.detach(),
-                      approx_kl=approx_kl, clipfrac=clipfrac)
+    return loss, dict(
+        policy_loss=pg_loss.detach(),
+        value_loss=v_loss.detach(),
+        entropy=ent.detach(),
+        approx_kl=approx_kl,
+        clipfrac=clipfrac,
+    )
 
 
-def ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_val, args, minibatch_size: int,
-               net_input=lambda o: o):
+def ppo_update(
+    agent,
+    optimizer,
+    b_obs,
+    b_actions,
+    b_logprobs,
+    b_adv,
+    b_ret,
+    b_val,
+    args,
+    minibatch_size: int,
+    net_input=lambda o: o,
+):
     """`args.update_epochs` epochs of clipped-PPO minibatch updates over a flattened rollout, stopping
     early when the approximate KL exceeds `args.target_kl`. `b_obs` is anything indexable by a
     minibatch index tensor (a tensor or a TensorDict); `net_input` turns that slice into what the
@@ -41,9 +58,10 @@ def ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_v
     for _ in range(args.update_epochs):
         perm = torch.randperm(batch_size, device=b_adv.device)
         for start in range(0, batch_size, minibatch_size):
-            mb = perm[start:start + minibatch_size]
-            loss, stats = ppo_loss(agent, net_input(b_obs[mb]), b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb],
-                                   b_val[mb], args)
+            mb = perm[start : start + minibatch_size]
+            loss, stats = ppo_loss(
+                agent, net_input(b_obs[mb]), b_actions[mb], b_logprobs[mb], b_adv[mb], b_ret[mb], b_val[mb], args
+            )
             if args.target_kl is not None and stats["approx_kl"] > args.target_kl:
                 stop = True
                 break
@@ -58,18 +76,38 @@ def ppo_update(agent, optimizer, b_obs, b_actions, b_logprobs, b_adv, b_ret, b_v
     return stats, explained_var
 
 
-def log_ppo_iteration(run_log, global_step: int, start_step: int, start_time: float, stats: dict,
-                      explained_var: float, optimizer, rollout_s: float, update_s: float, rollout_steps: int,
-                      episode_stats) -> None:
+def log_ppo_iteration(
+    run_log,
+    global_step: int,
+    start_step: int,
+    start_time: float,
+    stats: dict,
+    explained_var: float,
+    optimizer,
+    rollout_s: float,
+    update_s: float,
+    rollout_steps: int,
+    episode_stats,
+) -> None:
     """One iteration's losses/, charts/ and time/ metrics (time/sps counts this process's steps)."""
     import time
 
     sps = (global_step - start_step) / (time.time() - start_time)
     logs = {f"losses/{k}": v for k, v in stats.items()}
-    logs.update({"losses/explained_variance": explained_var, "charts/learning_rate": optimizer.param_groups[0]["lr"],
-                 "time/sps": sps, "time/rollout_s": rollout_s, "time/update_s": update_s,
-                 "time/env_fps": rollout_steps / rollout_s})
+    logs.update(
+        {
+            "losses/explained_variance": explained_var,
+            "charts/learning_rate": optimizer.param_groups[0]["lr"],
+            "time/sps": sps,
+            "time/rollout_s": rollout_s,
+            "time/update_s": update_s,
+            "time/env_fps": rollout_steps / rollout_s,
+        }
+    )
     logs.update(episode_stats.read())
     run_log.log(global_step, logs)
-    run_log.progress(global_step, sps=f"{sps:.0f}",
-                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+    run_log.progress(
+        global_step,
+        sps=f"{sps:.0f}",
+        **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}),
+    )

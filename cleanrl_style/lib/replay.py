@@ -3,6 +3,7 @@
 The buffer is a time-major ring that stores each observation once (see ReplayBuffer); images stay
 uint8. `check_memory` prints what is about to be allocated and refuses, in one line, what does not fit.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,22 +37,37 @@ class ReplayBuffer:
     ring), steps[...] has T * N rows. Observation dtypes are kept (uint8 images stay uint8).
     """
 
-    def __init__(self, num_envs: int, capacity: int, obs_specs: dict, action_dim: int, device,
-                 max_episode_steps: Optional[int], gamma: float, n_step: int = 1):
+    def __init__(
+        self,
+        num_envs: int,
+        capacity: int,
+        obs_specs: dict,
+        action_dim: int,
+        device,
+        max_episode_steps: Optional[int],
+        gamma: float,
+        n_step: int = 1,
+    ):
         self.N, self.n_step, self.gamma = num_envs, n_step, gamma
         self.T, self.K = self.rows(num_envs, capacity, max_episode_steps, n_step)
         self.device = torch.device(device)
         self.obs_specs = {k: (tuple(s), d) for k, (s, d) in obs_specs.items()}
         rows = (self.T + self.K) * num_envs
-        self.frames = TensorDict({k: torch.zeros((rows, *s), dtype=d, device=self.device)
-                                  for k, (s, d) in self.obs_specs.items()}, batch_size=[rows], device=self.device)
+        self.frames = TensorDict(
+            {k: torch.zeros((rows, *s), dtype=d, device=self.device) for k, (s, d) in self.obs_specs.items()},
+            batch_size=[rows],
+            device=self.device,
+        )
         n = self.T * num_envs
-        self.steps = TensorDict(action=torch.zeros((n, action_dim), device=self.device),
-                                reward=torch.zeros(n, device=self.device),
-                                terminated=torch.zeros(n, dtype=torch.bool, device=self.device),
-                                ended=torch.zeros(n, dtype=torch.bool, device=self.device),
-                                next_row=torch.zeros(n, dtype=torch.int32, device=self.device),
-                                batch_size=[n], device=self.device)
+        self.steps = TensorDict(
+            action=torch.zeros((n, action_dim), device=self.device),
+            reward=torch.zeros(n, device=self.device),
+            terminated=torch.zeros(n, dtype=torch.bool, device=self.device),
+            ended=torch.zeros(n, dtype=torch.bool, device=self.device),
+            next_row=torch.zeros(n, dtype=torch.int32, device=self.device),
+            batch_size=[n],
+            device=self.device,
+        )
         self.env_ids = torch.arange(num_envs, device=self.device)
         self.final_ptr = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.ptr = 0  # next step row (host int: all envs advance together, so no device reads)
@@ -65,8 +81,14 @@ class ReplayBuffer:
         return t, min(k, t)
 
     @staticmethod
-    def nbytes(num_envs: int, capacity: int, obs_specs: dict, action_dim: int,
-               max_episode_steps: Optional[int], n_step: int = 1) -> int:
+    def nbytes(
+        num_envs: int,
+        capacity: int,
+        obs_specs: dict,
+        action_dim: int,
+        max_episode_steps: Optional[int],
+        n_step: int = 1,
+    ) -> int:
         """Bytes the buffer will allocate (computed before allocating, for the memory check)."""
         t, k = ReplayBuffer.rows(num_envs, capacity, max_episode_steps, n_step)
         obs_bytes = sum(math.prod(s) * torch.empty((), dtype=d).element_size() for s, d in obs_specs.values())
@@ -78,8 +100,15 @@ class ReplayBuffer:
         """Transitions that can be sampled now (their n-step window and next observation are stored)."""
         return max(self.size - self.n_step, 0) * self.N
 
-    def add(self, obs, action: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor,
-            truncated: torch.Tensor, final_obs=None) -> None:
+    def add(
+        self,
+        obs,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        final_obs=None,
+    ) -> None:
         """Store one step of all N envs: `obs` is the observation the action was taken in;
         `final_obs` is `info["final_observation"]` (needed whenever an env was truncated)."""
         self.add_obs(obs)
@@ -91,10 +120,16 @@ class ReplayBuffer:
         its memory."""
         obs, N, p = _as_obs_dict(obs), self.N, self.ptr
         for k in self.obs_specs:
-            self.frames[k][p * N:(p + 1) * N] = obs[k].to(self.device, non_blocking=True)
+            self.frames[k][p * N : (p + 1) * N] = obs[k].to(self.device, non_blocking=True)
 
-    def add_step(self, action: torch.Tensor, reward: torch.Tensor, terminated: torch.Tensor,
-                 truncated: torch.Tensor, final_obs=None) -> None:
+    def add_step(
+        self,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        final_obs=None,
+    ) -> None:
         """Second half of `add`: what `env.step` returned for the observation stored by `add_obs`."""
         dev, p, N, T = self.device, self.ptr, self.N, self.T
         terminated, truncated = terminated.to(dev), truncated.to(dev)
@@ -122,7 +157,9 @@ class ReplayBuffer:
         """Uniform over the transitions whose n-step window and next observation are stored."""
         valid = self.size - self.n_step
         if valid <= 0:
-            raise RuntimeError(f"replay buffer has {self.size} steps per env; sampling needs more than n_step={self.n_step}")
+            raise RuntimeError(
+                f"replay buffer has {self.size} steps per env; sampling needs more than n_step={self.n_step}"
+            )
         oldest = (self.ptr - self.size) % self.T
         age = torch.randint(valid, (batch_size,), device=self.device, generator=generator)
         env = torch.randint(self.N, (batch_size,), device=self.device, generator=generator)
@@ -134,15 +171,21 @@ class ReplayBuffer:
         N, T = self.N, self.T
         window = (step_rows[:, None] + torch.arange(self.n_step, device=self.device)) % T  # (B, n)
         flat = window * N + env_ids[:, None]
-        g, discount, k = nstep_return(self.steps["reward"][flat], self.steps["terminated"][flat],
-                                      self.steps["ended"][flat], self.gamma)
+        g, discount, k = nstep_return(
+            self.steps["reward"][flat], self.steps["terminated"][flat], self.steps["ended"][flat], self.gamma
+        )
         last = window.gather(1, k[:, None]).squeeze(1)
         boot_row = self.steps["next_row"][last * N + env_ids].long()
         first = step_rows * N + env_ids
-        return TensorDict(obs=self.frames[first], next_obs=self.frames[boot_row * N + env_ids],
-                          action=self.steps["action"][first], reward=g, discount=discount,
-                          batch_size=[step_rows.shape[0]], device=self.device)
-
+        return TensorDict(
+            obs=self.frames[first],
+            next_obs=self.frames[boot_row * N + env_ids],
+            action=self.steps["action"][first],
+            reward=g,
+            discount=discount,
+            batch_size=[step_rows.shape[0]],
+            device=self.device,
+        )
 
     # -- persistence (--save-replay): the ring and its pointers, so a resumed run samples what it had
     def save(self, path, pending_obs) -> None:
@@ -155,9 +198,20 @@ class ReplayBuffer:
 
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(dict(frames=self.frames.to("cpu"), steps=self.steps.to("cpu"), final_ptr=self.final_ptr.cpu(),
-                        ptr=self.ptr, size=self.size, T=self.T, K=self.K, N=self.N,
-                        pending_obs={k: v.cpu() for k, v in _as_obs_dict(pending_obs).items()}), tmp)
+        torch.save(
+            dict(
+                frames=self.frames.to("cpu"),
+                steps=self.steps.to("cpu"),
+                final_ptr=self.final_ptr.cpu(),
+                ptr=self.ptr,
+                size=self.size,
+                T=self.T,
+                K=self.K,
+                N=self.N,
+                pending_obs={k: v.cpu() for k, v in _as_obs_dict(pending_obs).items()},
+            ),
+            tmp,
+        )
         os.replace(tmp, path)
 
     def load(self, path) -> None:
@@ -167,8 +221,11 @@ class ReplayBuffer:
         except Exception as e:  # noqa: BLE001
             raise UserError(f"could not read the saved replay buffer {path} ({type(e).__name__})", code=1) from e
         if (s["T"], s["K"], s["N"]) != (self.T, self.K, self.N) or set(s["frames"].keys()) != set(self.frames.keys()):
-            raise UserError(f"saved replay buffer {path} has another layout (T, K, N = {s['T']}, {s['K']}, {s['N']}; "
-                            f"this run: {self.T}, {self.K}, {self.N})", code=1)
+            raise UserError(
+                f"saved replay buffer {path} has another layout (T, K, N = {s['T']}, {s['K']}, {s['N']}; "
+                f"this run: {self.T}, {self.K}, {self.N})",
+                code=1,
+            )
         self.frames.update_(s["frames"].to(self.device))
         self.steps.update_(s["steps"].to(self.device))
         self.final_ptr.copy_(s["final_ptr"].to(self.device))
@@ -179,8 +236,9 @@ class ReplayBuffer:
             idx = (T + self.final_ptr) * N + self.env_ids
             for k in self.obs_specs:
                 self.frames[k].index_copy_(0, idx, s["pending_obs"][k].to(self.device))
-            self.steps["next_row"][sl] = torch.where(self.steps["terminated"][sl], self.steps["next_row"][sl],
-                                                     (T + self.final_ptr).to(torch.int32))
+            self.steps["next_row"][sl] = torch.where(
+                self.steps["terminated"][sl], self.steps["next_row"][sl], (T + self.final_ptr).to(torch.int32)
+            )
             self.steps["ended"][sl] = True
             self.final_ptr = (self.final_ptr + 1) % self.K
 
@@ -215,8 +273,9 @@ def free_bytes(device: torch.device) -> int:
     return host_available_bytes()
 
 
-def check_memory(to_allocate: list, env_bytes: int, buffer_size: int, bytes_per_transition: float,
-                 headroom: float = 0.9) -> None:
+def check_memory(
+    to_allocate: list, env_bytes: int, buffer_size: int, bytes_per_transition: float, headroom: float = 0.9
+) -> None:
     """Print the memory plan and raise UserError (one line) if what is still to be allocated does
     not fit into what is free now. to_allocate: [(label, bytes, device)]; the replay buffer's label
     is "replay buffer". The training envs already exist, so their memory (env_bytes, measured at
@@ -230,16 +289,24 @@ def check_memory(to_allocate: list, env_bytes: int, buffer_size: int, bytes_per_
             pools[dev.type][2] = nbytes
     free = {t: free_bytes(dev) for t, (dev, _, _) in pools.items()}
     plan = " + ".join(f"{label} {nbytes / GB:.2f} GB ({where(dev)})" for label, nbytes, dev in to_allocate)
-    print(f"memory: to allocate {plan}; training envs ~{env_bytes / GB:.2f} GB (measured at creation); free now: "
-          + ", ".join(f"{where(pools[t][0])} {free[t] / GB:.1f} GB" for t in pools), flush=True)
+    print(
+        f"memory: to allocate {plan}; training envs ~{env_bytes / GB:.2f} GB (measured at creation); free now: "
+        + ", ".join(f"{where(pools[t][0])} {free[t] / GB:.1f} GB" for t in pools),
+        flush=True,
+    )
     for t, (dev, nbytes, buf) in pools.items():
         if nbytes <= headroom * free[t]:
             continue
         fits = int(max(0.0, headroom * free[t] - (nbytes - buf)) / bytes_per_transition) if buf else 0
-        hint = (f"use a smaller --buffer-size (~{_round_down(fits):,} would fit) or fewer --num-envs" if fits > 0
-                else "use a smaller --buffer-size, --batch-size or --num-envs")
-        raise UserError(f"not enough {where(dev)} for --buffer-size {buffer_size:,}: needs {nbytes / GB:.1f} GB, "
-                               f"only {free[t] / GB:.1f} GB free; {hint}")
+        hint = (
+            f"use a smaller --buffer-size (~{_round_down(fits):,} would fit) or fewer --num-envs"
+            if fits > 0
+            else "use a smaller --buffer-size, --batch-size or --num-envs"
+        )
+        raise UserError(
+            f"not enough {where(dev)} for --buffer-size {buffer_size:,}: needs {nbytes / GB:.1f} GB, "
+            f"only {free[t] / GB:.1f} GB free; {hint}"
+        )
 
 
 def _round_down(n: int) -> int:
@@ -284,6 +351,9 @@ def restore_replay(rb: ReplayBuffer, path, save_replay: bool) -> bool:
         rb.load(path)
         print(f"resume: replay buffer loaded from {path} ({rb.num_transitions:,} transitions)", flush=True)
         return True
-    print("resume: replay buffer refilled from fresh interaction with the current policy "
-          "(--learning-starts env steps before updates resume)", flush=True)
+    print(
+        "resume: replay buffer refilled from fresh interaction with the current policy "
+        "(--learning-starts env steps before updates resume)",
+        flush=True,
+    )
     return False

@@ -4,6 +4,7 @@ Bootstrapping rules (docs/foundation.md#bootstrapping): a target bootstraps from
 real final observation on truncation (time limit), never from a terminal state; `bootstrap_flags`
 with mode "always" (the RL scripts' default) treats ManiSkill's success terminations as truncations.
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,8 +48,9 @@ def compute_gae(rewards, values, next_values, terminated, dones, gamma: float, g
     return advantages, advantages + values
 
 
-def nstep_return(rewards: torch.Tensor, terminated: torch.Tensor, ended: torch.Tensor,
-                 gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def nstep_return(
+    rewards: torch.Tensor, terminated: torch.Tensor, ended: torch.Tensor, gamma: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """n-step return of a window of consecutive steps of one env, stopping at the first episode end.
 
     rewards, terminated, ended: (B, n) for steps t..t+n-1; `ended` = terminated | truncated.
@@ -72,8 +74,9 @@ def nstep_return(rewards: torch.Tensor, terminated: torch.Tensor, ended: torch.T
     return g, discount, k
 
 
-def soft_td_target(returns: torch.Tensor, discount: torch.Tensor, next_q: torch.Tensor,
-                   next_log_prob: torch.Tensor, alpha) -> torch.Tensor:
+def soft_td_target(
+    returns: torch.Tensor, discount: torch.Tensor, next_q: torch.Tensor, next_log_prob: torch.Tensor, alpha
+) -> torch.Tensor:
     """SAC's target: G + discount * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')), a' ~ pi(s').
     discount is 0 after a termination, so nothing is bootstrapped there."""
     return returns + discount * (next_q - alpha * next_log_prob)

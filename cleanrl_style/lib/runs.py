@@ -6,6 +6,7 @@ reopens one: rows of metrics.csv logged after the checkpoint being resumed from 
 are appended, and TensorBoard purges events at or after that step, so a killed and resumed run reads
 as one run.
 """
+
 from __future__ import annotations
 
 import csv
@@ -167,10 +168,16 @@ def _jsonable(x):
 # ----------------------------------------------------------------------------- provenance
 def git_commit() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except Exception:  # noqa: BLE001
         return "unknown"
@@ -252,10 +259,20 @@ class RunLogger:
     with step > resume_step are dropped (they came after the checkpoint), TensorBoard events at or
     after resume_step + 1 are purged, and wall_time continues from the last kept row."""
 
-    def __init__(self, args: Any, script: str, env_id: str, seed: int, runs_dir: str = "runs",
-                 track: bool = False, wandb_project: str = "maniskill-pixels",
-                 total_steps: Optional[int] = None, exp_name: Optional[str] = None,
-                 resume_dir: Optional[Union[str, Path]] = None, resume_step: int = 0):
+    def __init__(
+        self,
+        args: Any,
+        script: str,
+        env_id: str,
+        seed: int,
+        runs_dir: str = "runs",
+        track: bool = False,
+        wandb_project: str = "maniskill-pixels",
+        total_steps: Optional[int] = None,
+        exp_name: Optional[str] = None,
+        resume_dir: Optional[Union[str, Path]] = None,
+        resume_step: int = 0,
+    ):
         import yaml
 
         self.wall_offset = 0.0
@@ -263,8 +280,14 @@ class RunLogger:
             self.dir = Path(resume_dir)
             self.wall_offset = self._truncate_metrics(resume_step)
             config = read_run_config(self.dir)
-            config.setdefault("resumed", []).append(dict(step=int(resume_step), time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                                         command=" ".join(sys.argv), git_commit=git_commit()))
+            config.setdefault("resumed", []).append(
+                dict(
+                    step=int(resume_step),
+                    time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    command=" ".join(sys.argv),
+                    git_commit=git_commit(),
+                )
+            )
             config["args"] = args_dict(args)
             self.config = config
         else:
@@ -276,9 +299,17 @@ class RunLogger:
                 self.dir = Path(runs_dir) / f"{name}-{i}"
                 i += 1
             self.dir.mkdir(parents=True)
-            self.config = dict(script=script, env_id=env_id, seed=seed, command=" ".join(sys.argv),
-                               args=args_dict(args), git_commit=git_commit(), versions=versions(),
-                               device=device_name(), start_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            self.config = dict(
+                script=script,
+                env_id=env_id,
+                seed=seed,
+                command=" ".join(sys.argv),
+                args=args_dict(args),
+                git_commit=git_commit(),
+                versions=versions(),
+                device=device_name(),
+                start_time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
         self.name = self.dir.name
         self.start = time.time()
         atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
@@ -296,15 +327,23 @@ class RunLogger:
                 import wandb
             except ImportError as e:
                 raise UserError("--track needs wandb: pip install wandb") from e
-            self.wandb = wandb.init(project=wandb_project, name=self.name, config=self.config, dir=str(self.dir),
-                                    sync_tensorboard=False, mode=os.environ.get("WANDB_MODE", "online"),
-                                    id=self.name, resume="allow")
+            self.wandb = wandb.init(
+                project=wandb_project,
+                name=self.name,
+                config=self.config,
+                dir=str(self.dir),
+                sync_tensorboard=False,
+                mode=os.environ.get("WANDB_MODE", "online"),
+                id=self.name,
+                resume="allow",
+            )
         self.pbar = None
         self.total_steps = total_steps
         self._last_step = resume_step
         self._postfix: dict[str, str] = {}
-        print(f"run dir: {self.dir}" + (f" (resumed at step {resume_step})" if resume_dir is not None else ""),
-              flush=True)
+        print(
+            f"run dir: {self.dir}" + (f" (resumed at step {resume_step})" if resume_dir is not None else ""), flush=True
+        )
 
     def _truncate_metrics(self, step: int) -> float:
         """Drop metrics.csv rows logged after `step` (atomically); returns the last kept wall time."""
@@ -341,8 +380,9 @@ class RunLogger:
                 return
             from tqdm import tqdm
 
-            self.pbar = tqdm(total=self.total_steps, initial=self._last_step, unit="step", dynamic_ncols=True,
-                             mininterval=2.0)
+            self.pbar = tqdm(
+                total=self.total_steps, initial=self._last_step, unit="step", dynamic_ncols=True, mininterval=2.0
+            )
         self.pbar.update(max(0, step - self._last_step))
         self._last_step = step
         self._postfix.update({k: (f"{v:.3g}" if isinstance(v, float) else str(v)) for k, v in postfix.items()})

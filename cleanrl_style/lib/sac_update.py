@@ -8,6 +8,7 @@ loss only (DrQ-v2): the actor step takes the detached features the critic step c
 an encoder the features are the state itself. `SacUpdater` runs `--utd` gradient steps per env step
 and holds what a resumable checkpoint saves (critics, optimizers, temperature, counters).
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,14 @@ from cleanrl_style.lib.nets import Actor, QEnsemble
 from cleanrl_style.lib.returns import soft_td_target
 
 
-def make_sac_updates(actor: Actor, qnets: QEnsemble, args: Any, action_dim: int, device: torch.device,
-                     encoder: Optional[nn.Module] = None) -> SimpleNamespace:
+def make_sac_updates(
+    actor: Actor,
+    qnets: QEnsemble,
+    args: Any,
+    action_dim: int,
+    device: torch.device,
+    encoder: Optional[nn.Module] = None,
+) -> SimpleNamespace:
     """Returns a namespace: critic, actor (the two steps), optimizers {q, actor, alpha}, log_alpha and
     alpha (exp(log_alpha), updated in place so captured graphs see the new value)."""
     capturable = args.cudagraphs and not args.compile
@@ -53,8 +60,13 @@ def make_sac_updates(actor: Actor, qnets: QEnsemble, args: Any, action_dim: int,
         q_loss.sum().backward()
         q_optimizer.step()
         q = q.detach()
-        return TensorDict(feat=feat.detach(), qf1_loss=q_loss[0].detach(), qf2_loss=q_loss[1].detach(),
-                          qf1_values=q[0].mean(), qf2_values=q[1].mean())
+        return TensorDict(
+            feat=feat.detach(),
+            qf1_loss=q_loss[0].detach(),
+            qf2_loss=q_loss[1].detach(),
+            qf1_values=q[0].mean(),
+            qf2_values=q[1].mean(),
+        )
 
     def update_actor(critic_out: TensorDict) -> TensorDict:
         feat = critic_out["feat"]  # detached: no gradient from the actor reaches an encoder
@@ -73,8 +85,13 @@ def make_sac_updates(actor: Actor, qnets: QEnsemble, args: Any, action_dim: int,
             alpha.copy_(log_alpha.detach().exp())
         return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
 
-    return SimpleNamespace(critic=update_critic, actor=update_actor, log_alpha=log_alpha, alpha=alpha,
-                           optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer))
+    return SimpleNamespace(
+        critic=update_critic,
+        actor=update_actor,
+        log_alpha=log_alpha,
+        alpha=alpha,
+        optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer),
+    )
 
 
 class SacUpdater:
@@ -83,8 +100,14 @@ class SacUpdater:
     `--target-network-frequency` critic steps. Times the updates with a device sync on both sides, so
     queued rollout work never counts as update time."""
 
-    def __init__(self, upd: SimpleNamespace, qnets: QEnsemble, args: Any, device: torch.device,
-                 prepare: Optional[Callable[[TensorDict], TensorDict]] = None):
+    def __init__(
+        self,
+        upd: SimpleNamespace,
+        qnets: QEnsemble,
+        args: Any,
+        device: torch.device,
+        prepare: Optional[Callable[[TensorDict], TensorDict]] = None,
+    ):
         self.upd, self.qnets, self.args, self.device, self.prepare = upd, qnets, args, device, prepare
         self.update_critic, self.update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
         self.num_updates, self.grad_budget, self.update_s = 0, 0.0, 0.0
@@ -120,9 +143,13 @@ class SacUpdater:
         return out
 
     def state(self) -> dict:
-        return dict(qnets=self.qnets.state_dict(), log_alpha=self.upd.log_alpha.detach().clone(),
-                    optimizers={k: o.state_dict() for k, o in self.upd.optimizers.items()},
-                    num_updates=self.num_updates, grad_budget=self.grad_budget)
+        return dict(
+            qnets=self.qnets.state_dict(),
+            log_alpha=self.upd.log_alpha.detach().clone(),
+            optimizers={k: o.state_dict() for k, o in self.upd.optimizers.items()},
+            num_updates=self.num_updates,
+            grad_budget=self.grad_budget,
+        )
 
     def load_state(self, state: dict) -> None:
         """Critics (with targets), optimizers, temperature and counters. Tensors are copied in place,
@@ -136,16 +163,35 @@ class SacUpdater:
         self.num_updates, self.grad_budget = int(state["num_updates"]), float(state["grad_budget"])
 
 
-def log_sac_iteration(run_log, global_step: int, start_step: int, start_time: float, episode_stats, updater: SacUpdater,
-                      rollout_s: float, iters: int, num_envs: int, rb) -> None:
+def log_sac_iteration(
+    run_log,
+    global_step: int,
+    start_step: int,
+    start_time: float,
+    episode_stats,
+    updater: SacUpdater,
+    rollout_s: float,
+    iters: int,
+    num_envs: int,
+    rb,
+) -> None:
     """losses/, charts/ and time/ metrics since the last log (time/sps counts this process's steps)."""
     logs = episode_stats.read()
     logs.update(updater.losses())
-    logs.update({"time/sps": (global_step - start_step) / (time.time() - start_time),
-                 "time/update_s": updater.update_s / iters, "time/rollout_s": rollout_s / iters,
-                 "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
-                 "charts/buffer_transitions": rb.num_transitions, "charts/num_updates": updater.num_updates})
+    logs.update(
+        {
+            "time/sps": (global_step - start_step) / (time.time() - start_time),
+            "time/update_s": updater.update_s / iters,
+            "time/rollout_s": rollout_s / iters,
+            "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
+            "charts/buffer_transitions": rb.num_transitions,
+            "charts/num_updates": updater.num_updates,
+        }
+    )
     run_log.log(global_step, logs)
-    run_log.progress(global_step, sps=f"{logs['time/sps']:.0f}",
-                     **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}))
+    run_log.progress(
+        global_step,
+        sps=f"{logs['time/sps']:.0f}",
+        **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}),
+    )
     updater.update_s = 0.0

@@ -1,4 +1,5 @@
 """Video: tile the frames of a batch of envs into one image, write mp4s without killing a run."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ def tile_images(imgs: np.ndarray) -> np.ndarray:
     grid = np.zeros((rows * h, cols * w, c), dtype=imgs.dtype)
     for i in range(n):
         r, q = divmod(i, cols)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = imgs[i]
+        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = imgs[i]
     return grid
 
 
