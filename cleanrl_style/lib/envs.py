@@ -21,6 +21,7 @@ Autoreset semantics of every env made by `make_env` (the ManiSkill / Gymnasium "
   - with partial_reset=False (evaluation), terminations are ignored: every episode runs to the
     time limit and all envs end and reset together.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -36,6 +37,8 @@ from cleanrl_style.lib.runs import UserError, on_exit
 from cleanrl_style.lib.video import tile_images, write_video
 
 BACKENDS = ("auto", "gpu", "cpu")  # what users choose; "batched-cpu" is accepted for tests
+# episode metrics every branch reports (success_at_end only where terminations are ignored)
+EPISODE_KEYS = ("success_once", "success_at_end", "return", "episode_len")
 DEPTH_MAX_MM = 2000.0  # rgbd: depth is quantized to uint8 over [0, 2 m] (7.8 mm per level)
 
 _OPEN_ENVS: "weakref.WeakSet[VecEnv]" = weakref.WeakSet()
@@ -72,9 +75,17 @@ def resolve_env_id(name: str) -> str:
     if hits:  # newest version of that task
         return max(hits, key=lambda i: int(i.rpartition("-v")[2]) if i.rpartition("-v")[2].isdigit() else -1)
     close = difflib.get_close_matches(name, ids, n=4, cutoff=0.5)
-    close += [i for i in difflib.get_close_matches(name.lower(), list(by_base), n=4, cutoff=0.5)
-              for i in by_base[i] if i not in close]
-    hint = f" Did you mean: {', '.join(close[:4])}?" if close else " See `python -m mani_skill.utils.download_asset --list` or docs/foundation.md."
+    close += [
+        i
+        for i in difflib.get_close_matches(name.lower(), list(by_base), n=4, cutoff=0.5)
+        for i in by_base[i]
+        if i not in close
+    ]
+    hint = (
+        f" Did you mean: {', '.join(close[:4])}?"
+        if close
+        else " See `python -m mani_skill.utils.download_asset --list` or docs/foundation.md."
+    )
     raise UserError(f"unknown env id '{name}'.{hint}", code=2)
 
 
@@ -185,16 +196,32 @@ def _pixel_obs_wrapper(env, cameras, depth):
     return PixelObsWrapper(env)
 
 
-def _gym_make(env_id, num_envs, obs_mode, image_size, cameras, control_mode, sim_backend,
-              reconfiguration_freq, max_episode_steps, video_size, render, env_kwargs):
+def _gym_make(
+    env_id,
+    num_envs,
+    obs_mode,
+    image_size,
+    cameras,
+    control_mode,
+    sim_backend,
+    reconfiguration_freq,
+    max_episode_steps,
+    video_size,
+    render,
+    env_kwargs,
+):
     import gymnasium as gym
     import mani_skill.envs  # noqa: F401
 
     h, w = _size_hw(image_size)
-    kwargs = dict(num_envs=num_envs, obs_mode=("rgb+depth" if obs_mode == "rgbd" else obs_mode),
-                  sim_backend=sim_backend, render_backend=("cpu" if sim_backend == "physx_cpu" else "gpu"),
-                  sensor_configs=dict(width=w, height=h),
-                  human_render_camera_configs=dict(width=video_size, height=video_size))
+    kwargs = dict(
+        num_envs=num_envs,
+        obs_mode=("rgb+depth" if obs_mode == "rgbd" else obs_mode),
+        sim_backend=sim_backend,
+        render_backend=("cpu" if sim_backend == "physx_cpu" else "gpu"),
+        sensor_configs=dict(width=w, height=h),
+        human_render_camera_configs=dict(width=video_size, height=video_size),
+    )
     if control_mode:
         kwargs["control_mode"] = control_mode
     if reconfiguration_freq is not None:
@@ -236,8 +263,16 @@ class VecEnv:
     for rgb/rgbd. See this module's docstring for the autoreset semantics.
     """
 
-    def __init__(self, env_id: str, num_envs: int, obs_mode: str, backend: str, cfg: dict,
-                 partial_reset: bool, video_dir: Optional[str]):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        obs_mode: str,
+        backend: str,
+        cfg: dict,
+        partial_reset: bool,
+        video_dir: Optional[str],
+    ):
         import gymnasium as gym
 
         self.env_id, self.num_envs, self.obs_mode, self.backend = env_id, num_envs, obs_mode, backend
@@ -254,11 +289,12 @@ class VecEnv:
                 env = _gym_make(num_envs=num_envs, sim_backend="physx_cuda" if backend == "gpu" else "physx_cpu", **cfg)
             except RuntimeError as e:
                 if "memory" in str(e).lower() or "cuda" in str(e).lower():
-                    raise UserError(f"could not create {num_envs} GPU envs ({str(e).splitlines()[0]}); "
-                                    f"try a smaller --num-envs or --image-size") from e
+                    raise UserError(
+                        f"could not create {num_envs} GPU envs ({str(e).splitlines()[0]}); "
+                        f"try a smaller --num-envs or --image-size"
+                    ) from e
                 raise
-            self.env = ManiSkillVectorEnv(env, num_envs, ignore_terminations=not partial_reset,
-                                          record_metrics=True)
+            self.env = ManiSkillVectorEnv(env, num_envs, ignore_terminations=not partial_reset, record_metrics=True)
             self.device = torch.device(self.env.device)
             space = self.env.single_action_space
         else:
@@ -295,15 +331,19 @@ class VecEnv:
         else:
             obs = obs.float()
         if not self.obs_shapes:
-            self.obs_shapes = ({k: tuple(v.shape[1:]) for k, v in obs.items()} if isinstance(obs, dict)
-                               else {"state": tuple(obs.shape[1:])})
+            self.obs_shapes = (
+                {k: tuple(v.shape[1:]) for k, v in obs.items()}
+                if isinstance(obs, dict)
+                else {"state": tuple(obs.shape[1:])}
+            )
         return obs
 
     def _info_cpu(self, info: dict, obs) -> dict:
         out: dict[str, Any] = {}
         n = self.num_envs
-        out["success"] = _to_torch(info["success"], self.device).bool() if "success" in info \
-            else torch.zeros(n, dtype=torch.bool)
+        out["success"] = (
+            _to_torch(info["success"], self.device).bool() if "success" in info else torch.zeros(n, dtype=torch.bool)
+        )
         done = np.asarray(info.get("_final_obs", np.zeros(n, dtype=bool)), dtype=bool)
         if done.any():
             final_obs = _clone(obs)
@@ -315,7 +355,7 @@ class VecEnv:
             out["_final_info"] = torch.as_tensor(done)
             fi = info["final_info"]
             ep = {}
-            for k in ("success_once", "success_at_end", "return", "episode_len"):
+            for k in EPISODE_KEYS:
                 if k in fi.get("episode", {}):
                     ep[k] = torch.as_tensor(np.asarray(fi["episode"][k], dtype=np.float32))
             out["final_info"] = {"episode": ep}
@@ -341,7 +381,8 @@ class VecEnv:
             if "final_observation" in info:
                 out["final_observation"] = self._obs(info["final_observation"])
                 out["_final_info"] = info["_final_info"]
-                out["final_info"] = {"episode": {k: v.float() for k, v in info["final_info"]["episode"].items()}}
+                ep = info["final_info"]["episode"]  # ManiSkillVectorEnv also sums "reward": same keys as CPU
+                out["final_info"] = {"episode": {k: ep[k].float() for k in EPISODE_KEYS if k in ep}}
             rew, term, trunc = rew.float(), term.bool(), trunc.bool()
         else:
             obs, rew, term, trunc, info = self.env.step(action.numpy())
@@ -438,13 +479,22 @@ def _assign_row(dst, i, row):
         dst[i] = row[0]
 
 
-def make_env(env_id: str, num_envs: int = 1, obs_mode: str = "state",
-             image_size: Union[int, Sequence[int]] = 64, cameras: Optional[Sequence[str]] = None,
-             control_mode: Optional[str] = "pd_ee_delta_pose", sim_backend: str = "auto",
-             partial_reset: bool = True, reconfiguration_freq: Optional[int] = None,
-             seed: Optional[int] = None, video_dir: Optional[str] = None,
-             max_episode_steps: Optional[int] = None, video_size: int = 256,
-             env_kwargs: Optional[dict] = None) -> VecEnv:
+def make_env(
+    env_id: str,
+    num_envs: int = 1,
+    obs_mode: str = "state",
+    image_size: Union[int, Sequence[int]] = 64,
+    cameras: Optional[Sequence[str]] = None,
+    control_mode: Optional[str] = "pd_ee_delta_pose",
+    sim_backend: str = "auto",
+    partial_reset: bool = True,
+    reconfiguration_freq: Optional[int] = None,
+    seed: Optional[int] = None,
+    video_dir: Optional[str] = None,
+    max_episode_steps: Optional[int] = None,
+    video_size: int = 256,
+    env_kwargs: Optional[dict] = None,
+) -> VecEnv:
     """Build `num_envs` parallel envs of `env_id` on GPU (ManiSkill GPU sim + batched rendering)
     or CPU (physx_cpu + software Vulkan, one env per worker process).
 
@@ -463,13 +513,23 @@ def make_env(env_id: str, num_envs: int = 1, obs_mode: str = "state",
     if backend == "batched-cpu" and num_envs != 1:
         raise UserError(f"the batched-cpu backend runs one physx_cpu env per process (got --num-envs {num_envs})")
     if backend == "gpu" and partial_reset and reconfiguration_freq:
-        raise UserError("partial resets cannot be combined with reconfiguration (reconfiguration_freq > 0) on the GPU sim")
+        raise UserError(
+            "partial resets cannot be combined with reconfiguration (reconfiguration_freq > 0) on the GPU sim"
+        )
     if backend == "cpu" and num_envs > 64:
         raise UserError(f"--num-envs {num_envs} on the CPU backend starts {num_envs} processes; use <= 64 (or a GPU)")
-    cfg = dict(env_id=env_id, obs_mode=obs_mode, image_size=image_size, cameras=cameras,
-               control_mode=control_mode, reconfiguration_freq=reconfiguration_freq,
-               max_episode_steps=max_episode_steps, video_size=video_size,
-               render=video_dir is not None, env_kwargs=env_kwargs)
+    cfg = dict(
+        env_id=env_id,
+        obs_mode=obs_mode,
+        image_size=image_size,
+        cameras=cameras,
+        control_mode=control_mode,
+        reconfiguration_freq=reconfiguration_freq,
+        max_episode_steps=max_episode_steps,
+        video_size=video_size,
+        render=video_dir is not None,
+        env_kwargs=env_kwargs,
+    )
     env = VecEnv(env_id, num_envs, obs_mode, backend, cfg, partial_reset, video_dir)
     if seed is not None:
         env.reset(seed=seed)
