@@ -19,6 +19,7 @@ final_eval.json into results/repro/<script>__<config>.csv (one file per config, 
 docs/reproduction.md from every results/repro/*.csv: per script x task, success_once mean +- std over
 seeds at step budgets, wall time, and the hardware named in each run's config.yaml.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,15 +35,28 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared  # noqa: E402
 from cleanrl_style.lib.runs import UserError, atomic_write_text, run  # noqa: E402
 
-REPRO_COLUMNS = ("script", "config", "env_id", "seed", "device", "commit", "run", "complete", "kind", "step",
-                 "wall_time", "success_once", "success_at_end", "return")
+REPRO_COLUMNS = (
+    "script",
+    "config",
+    "env_id",
+    "seed",
+    "device",
+    "commit",
+    "run",
+    "complete",
+    "kind",
+    "step",
+    "wall_time",
+    "success_once",
+    "success_at_end",
+    "return",
+)
 OVERRIDDEN = ("--seed", "--runs-dir", "--exp-name")
 TIER_RE = re.compile(r"^\s*#\s*tier\s*:\s*(\w+)", re.IGNORECASE)
 SCRIPT_RE = re.compile(r"^\s*#\s*script\s*:\s*([A-Za-z0-9_]+)", re.IGNORECASE)
@@ -73,8 +87,11 @@ class Args:
     """env-step budgets for the table rows (default: up to 6 of the evaluation steps, always the last)"""
     force: bool = False
     """with --execute: run seeds again even when a finished run exists"""
-    python: str = field(default_factory=lambda: ".venv/bin/python" if (_shared.REPO_ROOT / ".venv/bin/python").exists()
-                        else sys.executable)
+    python: str = field(
+        default_factory=lambda: (
+            ".venv/bin/python" if (_shared.REPO_ROOT / ".venv/bin/python").exists() else sys.executable
+        )
+    )
     """interpreter in the command lines (default: the project's .venv if present)"""
 
 
@@ -161,8 +178,17 @@ def discover_configs(configs_dir: Path, scripts: tuple[str, ...] = ()) -> list[C
 
 
 def command(args: Args, cfg: ConfigFile, seed: int) -> list[str]:
-    return [args.python, f"cleanrl_style/{cfg.script}.py", *cfg.flags, "--seed", str(seed),
-            "--runs-dir", f"{args.runs_dir}/{cfg.key}", "--exp-name", cfg.key]
+    return [
+        args.python,
+        f"cleanrl_style/{cfg.script}.py",
+        *cfg.flags,
+        "--seed",
+        str(seed),
+        "--runs-dir",
+        f"{args.runs_dir}/{cfg.key}",
+        "--exp-name",
+        cfg.key,
+    ]
 
 
 def _rel(p: Path) -> str:
@@ -219,9 +245,16 @@ def gather_run(run: Path) -> list[dict]:
     c = _load_yaml(run / "config.yaml")
     exp = str(c.get("args", {}).get("exp_name") or run.parent.name)
     script, _, config = exp.partition("__")
-    base = dict(script=c.get("script", script), config=config or exp, env_id=c.get("env_id", ""),
-                seed=c.get("seed", ""), device=c.get("device", "unknown"), commit=c.get("git_commit", ""),
-                run=run.name, complete=int((run / "final_eval.json").is_file()))
+    base = dict(
+        script=c.get("script", script),
+        config=config or exp,
+        env_id=c.get("env_id", ""),
+        seed=c.get("seed", ""),
+        device=c.get("device", "unknown"),
+        commit=c.get("git_commit", ""),
+        run=run.name,
+        complete=int((run / "final_eval.json").is_file()),
+    )
     per_step: dict[int, dict] = {}
     for r in _shared.read_rows(run / "metrics.csv"):
         if not r["name"].startswith("eval/"):
@@ -234,9 +267,17 @@ def gather_run(run: Path) -> list[dict]:
     rows = [per_step[s] for s in sorted(per_step)]
     if base["complete"]:
         fe = json.loads((run / "final_eval.json").read_text())
-        rows.append(dict(base, kind="final", step=fe.get("step", rows[-1]["step"] if rows else ""),
-                         wall_time=fe.get("wall_time_s", ""), success_once=fe.get("success_once"),
-                         success_at_end=fe.get("success_at_end"), **{"return": fe.get("return")}))
+        rows.append(
+            dict(
+                base,
+                kind="final",
+                step=fe.get("step", rows[-1]["step"] if rows else ""),
+                wall_time=fe.get("wall_time_s", ""),
+                success_once=fe.get("success_once"),
+                success_at_end=fe.get("success_at_end"),
+                **{"return": fe.get("return")},
+            )
+        )
     return rows
 
 
@@ -273,8 +314,10 @@ def gather(runs_dir: Path, results_dir: Path) -> list[Path]:
         w.writerows(kept)
         w.writerows({k: _shared.fmt_cell(v) for k, v in r.items()} for r in rows)
         atomic_write_text(path, buf.getvalue())
-        print(f"reproduce: gathered {len(runs)} seed(s) of {key} -> {_rel(path)}"
-              + (f" (kept {len(kept)} row(s) recorded elsewhere)" if kept else ""))
+        print(
+            f"reproduce: gathered {len(runs)} seed(s) of {key} -> {_rel(path)}"
+            + (f" (kept {len(kept)} row(s) recorded elsewhere)" if kept else "")
+        )
         written.append(path)
     return written
 
@@ -341,29 +384,38 @@ def budget_table(rows: list[dict], budgets: tuple[int, ...]) -> list[str]:
         if not picked:
             continue
         f = _shared.to_float
-        out.append(f"| {fmt_steps(b)} | {mean_std([f(r['success_once']) for r in picked])} | "
-                   f"{mean_std([f(r['success_at_end']) for r in picked])} | "
-                   f"{fmt_wall([f(r['wall_time']) for r in picked])} | {len(picked)} |")
+        out.append(
+            f"| {fmt_steps(b)} | {mean_std([f(r['success_once']) for r in picked])} | "
+            f"{mean_std([f(r['success_at_end']) for r in picked])} | "
+            f"{fmt_wall([f(r['wall_time']) for r in picked])} | {len(picked)} |"
+        )
     if finals:
         f = _shared.to_float
-        out.append(f"| final ({fmt_steps(int(f(finals[0]['step'])))}, fresh eval seeds) | "
-                   f"{mean_std([f(r['success_once']) for r in finals])} | "
-                   f"{mean_std([f(r['success_at_end']) for r in finals])} | "
-                   f"{fmt_wall([f(r['wall_time']) for r in finals])} | {len(finals)} |")
+        out.append(
+            f"| final ({fmt_steps(int(f(finals[0]['step'])))}, fresh eval seeds) | "
+            f"{mean_std([f(r['success_once']) for r in finals])} | "
+            f"{mean_std([f(r['success_at_end']) for r in finals])} | "
+            f"{fmt_wall([f(r['wall_time']) for r in finals])} | {len(finals)} |"
+        )
     return out
 
 
 def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
     csvs = sorted(results_dir.glob("*.csv")) if results_dir.is_dir() else []
-    lines = ["# Reproduction", "",
-             "<!-- Generated by `python bench/reproduce.py --gather` from results/repro/*.csv. Do not edit by hand. -->", "",
-             "Each config in `configs/` is trained over fixed seeds; every run's evaluations "
-             "(`eval/success_once` on fixed evaluation seeds, ManiSkill's fair protocol: no partial resets, "
-             "reconfiguration every reset) are gathered into `results/repro/<script>__<config>.csv` and "
-             "summarised here as mean ± sample std over training seeds (n = seeds). "
-             "Wall time is from the run's start (env creation included) to that evaluation. "
-             "The last row of each table is the final evaluation of the last policy on fresh seeds "
-             "(`final_eval.json`).", ""]
+    lines = [
+        "# Reproduction",
+        "",
+        "<!-- Generated by `python bench/reproduce.py --gather` from results/repro/*.csv. Do not edit by hand. -->",
+        "",
+        "Each config in `configs/` is trained over fixed seeds; every run's evaluations "
+        "(`eval/success_once` on fixed evaluation seeds, ManiSkill's fair protocol: no partial resets, "
+        "reconfiguration every reset) are gathered into `results/repro/<script>__<config>.csv` and "
+        "summarised here as mean ± sample std over training seeds (n = seeds). "
+        "Wall time is from the run's start (env creation included) to that evaluation. "
+        "The last row of each table is the final evaluation of the last policy on fresh seeds "
+        "(`final_eval.json`).",
+        "",
+    ]
     tables = []  # (csv path, device, rows): runs on different hardware are never pooled
     for path in csvs:
         by_device: dict[str, list[dict]] = defaultdict(list)
@@ -372,47 +424,77 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
         tables += [(path, d, by_device[d]) for d in sorted(by_device)]
     f = _shared.to_float
     if not tables:
-        lines += ["**No runs recorded yet.** Nothing in `results/repro/` so far: no config has been run over "
-                  "seeds with `bench/reproduce.py`. The commands below produce the first rows.", ""]
+        lines += [
+            "**No runs recorded yet.** Nothing in `results/repro/` so far: no config has been run over "
+            "seeds with `bench/reproduce.py`. The commands below produce the first rows.",
+            "",
+        ]
     else:
-        lines += ["## Summary", "", "| script | task | config | hardware | seeds | final success_once | env steps | wall time |",
-                  "|---|---|---|---|---:|---|---:|---:|"]
+        lines += [
+            "## Summary",
+            "",
+            "| script | task | config | hardware | seeds | final success_once | env steps | wall time |",
+            "|---|---|---|---|---:|---|---:|---:|",
+        ]
         for path, device, rows in tables:
             finals = [r for r in rows if r["kind"] == "final"]
             seeds = {r["seed"] for r in rows}
             steps = max((int(f(r["step"])) for r in (finals or rows)), default=0)
-            lines.append(f"| {rows[0]['script']} | {rows[0]['env_id']} | [{rows[0]['config']}](#{_anchor(path.stem)}) | "
-                         f"{device} | {len(seeds)} | {mean_std([f(r['success_once']) for r in finals]) if finals else 'running'} | "
-                         f"{fmt_steps(steps)} | {fmt_wall([f(r['wall_time']) for r in finals])} |")
+            lines.append(
+                f"| {rows[0]['script']} | {rows[0]['env_id']} | [{rows[0]['config']}](#{_anchor(path.stem)}) | "
+                f"{device} | {len(seeds)} | {mean_std([f(r['success_once']) for r in finals]) if finals else 'running'} | "
+                f"{fmt_steps(steps)} | {fmt_wall([f(r['wall_time']) for r in finals])} |"
+            )
         lines.append("")
         for path in dict.fromkeys(p for p, _, _ in tables):
             parts = [(d, rows) for p, d, rows in tables if p == path]
             r0 = parts[0][1][0]
-            lines += [f"## {path.stem}", "",
-                      f"`{r0['script']}.py` on {r0['env_id']}, config `{r0['config']}`. Data: `{_rel(path)}`.", ""]
+            lines += [
+                f"## {path.stem}",
+                "",
+                f"`{r0['script']}.py` on {r0['env_id']}, config `{r0['config']}`. Data: `{_rel(path)}`.",
+                "",
+            ]
             for device, rows in parts:
                 seeds = sorted({r["seed"] for r in rows}, key=lambda s: int(float(s)) if s else 0)
                 incomplete = sorted({r["seed"] for r in rows if r.get("complete") == "0"})
-                lines += [f"### {device}", "",
-                          f"Seeds {', '.join(seeds)}"
-                          + (f" (still running or stopped early: {', '.join(incomplete)})" if incomplete else "") + ". "
-                          f"Commit: {', '.join(sorted({r['commit'][:12] for r in rows if r.get('commit')})) or 'unknown'}.", ""]
+                lines += [
+                    f"### {device}",
+                    "",
+                    f"Seeds {', '.join(seeds)}"
+                    + (f" (still running or stopped early: {', '.join(incomplete)})" if incomplete else "")
+                    + ". "
+                    f"Commit: {', '.join(sorted({r['commit'][:12] for r in rows if r.get('commit')})) or 'unknown'}.",
+                    "",
+                ]
                 lines += budget_table(rows, args.budgets) + [""]
-    lines += ["## Configs and commands", "",
-              "`python bench/reproduce.py` lists the runs for this machine's tier (dry run); `--execute` runs them "
-              "(seeds that already finished are skipped) and gathers; `--gather` only re-renders this page. "
-              "`--all` includes configs of the other tier; `--seeds 1 2 3 4 5` changes the seeds.", "",
-              "| config | script | tier | flags |", "|---|---|---|---|"]
+    lines += [
+        "## Configs and commands",
+        "",
+        "`python bench/reproduce.py` lists the runs for this machine's tier (dry run); `--execute` runs them "
+        "(seeds that already finished are skipped) and gathers; `--gather` only re-renders this page. "
+        "`--all` includes configs of the other tier; `--seeds 1 2 3 4 5` changes the seeds.",
+        "",
+        "| config | script | tier | flags |",
+        "|---|---|---|---|",
+    ]
     for cfg in configs:
         lines.append(f"| `{_rel(cfg.path)}` | {cfg.script}.py | {cfg.tier} | `{' '.join(cfg.flags)}` |")
-    lines += ["", "Runs for each config are launched as", "", "```bash",
-              f"{args.python} cleanrl_style/<script>.py <flags from the file> --seed S "
-              f"--runs-dir {args.runs_dir}/<script>__<config> --exp-name <script>__<config>",
-              "```", "",
-              "To add results from your machine: run `python bench/reproduce.py --execute` (or `--all`), "
-              "commit the new `results/repro/*.csv` and this page, and open a pull request. Gathering keeps the "
-              "rows other machines recorded in those files; runs on different hardware (the `device` in each "
-              "run's config.yaml) get separate tables and are never averaged together.", ""]
+    lines += [
+        "",
+        "Runs for each config are launched as",
+        "",
+        "```bash",
+        f"{args.python} cleanrl_style/<script>.py <flags from the file> --seed S "
+        f"--runs-dir {args.runs_dir}/<script>__<config> --exp-name <script>__<config>",
+        "```",
+        "",
+        "To add results from your machine: run `python bench/reproduce.py --execute` (or `--all`), "
+        "commit the new `results/repro/*.csv` and this page, and open a pull request. Gathering keeps the "
+        "rows other machines recorded in those files; runs on different hardware (the `device` in each "
+        "run's config.yaml) get separate tables and are never averaged together.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -435,7 +517,9 @@ def main(args: Args) -> int:
         prev = done.get((cfg.key, seed))
         todo.append((cfg, seed, prev if (prev and not args.force) else None))
     if not args.execute:
-        print(f"reproduce: dry run ({tier} machine): {len(plan)} run(s); --execute runs them, --gather collects results")
+        print(
+            f"reproduce: dry run ({tier} machine): {len(plan)} run(s); --execute runs them, --gather collects results"
+        )
         for cfg, seed, prev in todo:
             note = f"   # done: {_rel(prev)}" if prev else ""
             print(shlex.join(command(args, cfg, seed)) + note)

@@ -1,5 +1,6 @@
 """bench/: env_fps, train_sps, reproduce, report. Every test writes to tmp paths, never to the
 committed results/ or docs/ files (checked by `results_untouched`)."""
+
 from __future__ import annotations
 
 import csv
@@ -10,15 +11,24 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO_ROOT, assert_one_error_line, run_script
 
 from cleanrl_style.lib.runs import UserError, device_name
-from conftest import REPO_ROOT, assert_one_error_line, run_script
 
 sys.path.insert(0, str(REPO_ROOT))
 from bench import _shared, bc_results, env_fps, report, reproduce, train_sps  # noqa: E402
 
-COMMITTED = [REPO_ROOT / p for p in ("results/env_fps.csv", "results/train_sps.csv", "results/env_fps.png",
-                                     "results/train_sps.png", "docs/benchmarks.md", "docs/reproduction.md")]
+COMMITTED = [
+    REPO_ROOT / p
+    for p in (
+        "results/env_fps.csv",
+        "results/train_sps.csv",
+        "results/env_fps.png",
+        "results/train_sps.png",
+        "docs/benchmarks.md",
+        "docs/reproduction.md",
+    )
+]
 
 
 def _digest(paths):
@@ -55,7 +65,13 @@ def test_append_rows_creates_header_appends_and_merges_new_columns(tmp_path):
 def test_env_fps_default_grids():
     cpu = env_fps.build_grid((), (), (), "cpu")
     assert [(c.obs, c.res, c.num_envs) for c in cpu] == [
-        ("state", None, 1), ("state", None, 2), ("rgb", 64, 1), ("rgb", 64, 2), ("rgb", 128, 1), ("rgb", 128, 2)]
+        ("state", None, 1),
+        ("state", None, 2),
+        ("rgb", 64, 1),
+        ("rgb", 64, 2),
+        ("rgb", 128, 1),
+        ("rgb", 128, 2),
+    ]
     gpu = env_fps.build_grid((), (), (), "gpu")
     assert len(gpu) == 5 + 2 * 3 * 5  # state once per num_envs; rgb and rgbd at 3 resolutions
     assert {c.num_envs for c in gpu} == {16, 64, 256, 1024, 4096}
@@ -65,9 +81,15 @@ def test_env_fps_default_grids():
     assert rgb128 == sorted(rgb128)
 
 
-@pytest.mark.parametrize("kw, needle", [
-    (dict(obs=("depth",)), "--obs"), (dict(res=(8,)), "--res"), (dict(num_envs=(0,)), "--num-envs"),
-    (dict(num_envs=(128,)), "CPU backend")])
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        (dict(obs=("depth",)), "--obs"),
+        (dict(res=(8,)), "--res"),
+        (dict(num_envs=(0,)), "--num-envs"),
+        (dict(num_envs=(128,)), "CPU backend"),
+    ],
+)
 def test_env_fps_grid_rejects_bad_values(kw, needle):
     args = dict(obs=(), res=(), num_envs=())
     args.update(kw)
@@ -122,11 +144,43 @@ def test_env_fps_cli_measures_tiny_grid(tmp_path):
     """In-process state measurement, then an isolated (subprocess per configuration) rgb 64 one,
     both appended to the same CSV."""
     out = tmp_path / "env_fps.csv"
-    p = run_script("bench/env_fps.py", "--obs", "state", "--num-envs", "1", "--steps", "20", "--burn-in", "2",
-                   "--sim-backend", "cpu", "--out", str(out), timeout=300)
+    p = run_script(
+        "bench/env_fps.py",
+        "--obs",
+        "state",
+        "--num-envs",
+        "1",
+        "--steps",
+        "20",
+        "--burn-in",
+        "2",
+        "--sim-backend",
+        "cpu",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
-    p = run_script("bench/env_fps.py", "--obs", "rgb", "--res", "64", "--num-envs", "1", "--steps", "10",
-                   "--burn-in", "1", "--isolate", "always", "--sim-backend", "cpu", "--out", str(out), timeout=300)
+    p = run_script(
+        "bench/env_fps.py",
+        "--obs",
+        "rgb",
+        "--res",
+        "64",
+        "--num-envs",
+        "1",
+        "--steps",
+        "10",
+        "--burn-in",
+        "1",
+        "--isolate",
+        "always",
+        "--sim-backend",
+        "cpu",
+        "--out",
+        str(out),
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     assert out.read_text().count("device,date,commit") == 1
     rows = read_csv(out)
@@ -153,10 +207,19 @@ def test_summarize_metrics_drops_burn_in(tmp_path):
     against the wall time of the one at 200."""
     m = tmp_path / "metrics.csv"
     rows = []
-    for step, wall, fps, upd in ((100, 30.0, 10.0, 9.0), (200, 31.0, 100.0, 0.5), (300, 32.0, 100.0, 0.25),
-                                 (400, 33.6, 300.0, 0.75)):
-        rows += [(step, wall, "losses/value_loss", 1.0), (step, wall, "time/sps", 5.0), (step, wall, "time/env_fps", fps),
-                 (step, wall, "time/update_s", upd), (step, wall, "time/rollout_s", 100 / fps)]
+    for step, wall, fps, upd in (
+        (100, 30.0, 10.0, 9.0),
+        (200, 31.0, 100.0, 0.5),
+        (300, 32.0, 100.0, 0.25),
+        (400, 33.6, 300.0, 0.75),
+    ):
+        rows += [
+            (step, wall, "losses/value_loss", 1.0),
+            (step, wall, "time/sps", 5.0),
+            (step, wall, "time/env_fps", fps),
+            (step, wall, "time/update_s", upd),
+            (step, wall, "time/rollout_s", 100 / fps),
+        ]
     rows += [(400, 40.0, "eval/success_once", 0.0)]  # an eval logged later at the same step is ignored
     _write_metrics(m, rows)
     s = train_sps.summarize_metrics(m, burn_in_steps=200)
@@ -172,12 +235,27 @@ def test_summarize_metrics_drops_burn_in(tmp_path):
 
 
 def test_lookup_env_fps_matches_the_same_setting_only():
-    base = dict(device="D", env_id="PickCube-v1", obs="rgb", res="64", num_envs="2", control_mode="pd_joint_delta_pos",
-                env_fps="20", error="")
-    rows = [base, dict(base, env_fps="30"), dict(base, env_fps="100"),
-            dict(base, device="E", env_fps="999"), dict(base, res="128", env_fps="999"),
-            dict(base, num_envs="1", env_fps="999"), dict(base, control_mode="pd_ee_delta_pose", env_fps="999"),
-            dict(base, error="RuntimeError: boom", env_fps="999"), dict(base, obs="rgbd", env_fps="999")]
+    base = dict(
+        device="D",
+        env_id="PickCube-v1",
+        obs="rgb",
+        res="64",
+        num_envs="2",
+        control_mode="pd_joint_delta_pos",
+        env_fps="20",
+        error="",
+    )
+    rows = [
+        base,
+        dict(base, env_fps="30"),
+        dict(base, env_fps="100"),
+        dict(base, device="E", env_fps="999"),
+        dict(base, res="128", env_fps="999"),
+        dict(base, num_envs="1", env_fps="999"),
+        dict(base, control_mode="pd_ee_delta_pose", env_fps="999"),
+        dict(base, error="RuntimeError: boom", env_fps="999"),
+        dict(base, obs="rgbd", env_fps="999"),
+    ]
     assert train_sps.lookup_env_fps(rows, "D", "PickCube-v1", "rgb", 64, 2, "pd_joint_delta_pos") == (30.0, 3)
     state = dict(base, obs="state", res="", env_fps="400")
     assert train_sps.lookup_env_fps([state], "D", "PickCube-v1", "state", None, 2, None) == (400.0, 1)
@@ -210,8 +288,11 @@ def test_train_sps_skips_missing_scripts_and_cudagraphs_without_cuda(tmp_path, m
     assert "skip ppo cudagraphs: needs CUDA" in text
     assert "nothing to run" in text and not out.exists()
     # dry run: the fixed CPU config, the mode flag, the benchmark flags
-    train_sps.main(train_sps.Args(scripts=("ppo",), modes=("eager", "compile"), sim_backend="cpu", dry_run=True,
-                                  extra_flags="--num-envs 1"))
+    train_sps.main(
+        train_sps.Args(
+            scripts=("ppo",), modes=("eager", "compile"), sim_backend="cpu", dry_run=True, extra_flags="--num-envs 1"
+        )
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[1].endswith("--compile --num-envs 1") and "--compile" not in lines[0]
     for flag in ("--eval-freq 0", "--no-save-checkpoints", "--runs-dir", "--num-steps 100", "--total-timesteps 1200"):
@@ -227,21 +308,52 @@ def test_train_sps_cli_tiny_ppo_run(tmp_path):
     """ppo eager, 1 env, 4 iterations of 16 steps (burn-in 2); the raw env FPS comes from a fixture
     CSV row of the same setting, so ratio = collect_fps / 400 exactly."""
     fps_csv = tmp_path / "env_fps.csv"
-    match = dict(device=device_name(), env_id="PickCube-v1", obs="state", res="", num_envs=1,
-                 control_mode="pd_joint_delta_pos", env_fps=400.0, error="")
+    match = dict(
+        device=device_name(),
+        env_id="PickCube-v1",
+        obs="state",
+        res="",
+        num_envs=1,
+        control_mode="pd_joint_delta_pos",
+        env_fps=400.0,
+        error="",
+    )
     _shared.append_rows(fps_csv, env_fps.COLUMNS, [match, dict(match, num_envs=2, env_fps=9999.0)])
     out = tmp_path / "train_sps.csv"
-    p = run_script("bench/train_sps.py", "--scripts", "ppo", "--modes", "eager", "--sim-backend", "cpu",
-                   "--extra-flags=--num-envs 1 --num-steps 16 --num-minibatches 2 --update-epochs 1",
-                   "--total-timesteps", "64", "--burn-in", "32", "--out", str(out), "--env-fps-csv", str(fps_csv),
-                   "--runs-dir", str(tmp_path / "runs"), timeout=400)
+    p = run_script(
+        "bench/train_sps.py",
+        "--scripts",
+        "ppo",
+        "--modes",
+        "eager",
+        "--sim-backend",
+        "cpu",
+        "--extra-flags=--num-envs 1 --num-steps 16 --num-minibatches 2 --update-epochs 1",
+        "--total-timesteps",
+        "64",
+        "--burn-in",
+        "32",
+        "--out",
+        str(out),
+        "--env-fps-csv",
+        str(fps_csv),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        timeout=400,
+    )
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     rows = read_csv(out)
     assert len(rows) == 1
     r = rows[0]
     assert r["error"] == "", r["error"]
-    assert (r["script"], r["mode"], r["obs"], r["res"], r["num_envs"], r["env_id"]) == \
-        ("ppo", "eager", "state", "", "1", "PickCube-v1")
+    assert (r["script"], r["mode"], r["obs"], r["res"], r["num_envs"], r["env_id"]) == (
+        "ppo",
+        "eager",
+        "state",
+        "",
+        "1",
+        "PickCube-v1",
+    )
     assert r["device"] == device_name() and r["control_mode"] == "pd_joint_delta_pos"
     assert int(r["iterations"]) == 2 and int(r["measured_steps"]) == 32 and int(r["burn_in_steps"]) == 32
     assert float(r["env_fps"]) == 400.0 and "median of 1" in r["env_fps_source"]
@@ -260,26 +372,85 @@ GPU = "Fixture GPU (test only)"
 
 def _fixture_csvs(tmp_path, with_gpu=True):
     env_csv, train_csv = tmp_path / "env_fps.csv", tmp_path / "train_sps.csv"
-    base = dict(device=CPU, date="2026-01-02T03:04:05+0000", commit="abcdef1234", versions="torch=2.13.0",
-                env_id="PickCube-v1", control_mode="pd_joint_delta_pos", sim_backend="cpu", load1=1.5)
-    env_rows = [dict(base, obs="state", num_envs=1, env_fps=300.0), dict(base, obs="state", num_envs=1, env_fps=500.0,
-                                                                         load1=3.25),
-                dict(base, obs="state", num_envs=1, env_fps=350.0),  # median of 300, 350, 500 = 350
-                dict(base, obs="state", num_envs=2, env_fps=420.0),
-                dict(base, obs="rgb", res=64, num_envs=1, env_fps=24.5), dict(base, obs="rgb", res=64, num_envs=2, env_fps=26.0)]
-    train_rows = [dict(base, script="ppo", obs="state", num_envs=2, mode="eager", train_sps=150.0, collect_fps=210.0,
-                       env_fps=420.0, ratio=0.5, update_s=0.2),
-                  dict(base, script="ppo", obs="state", num_envs=2, mode="compile", train_sps=170.0, collect_fps=230.0,
-                       env_fps=420.0, ratio=230 / 420, update_s=0.1),
-                  dict(base, script="ppo", obs="state", num_envs=2, mode="eager", train_sps=100.0, collect_fps=200.0,
-                       env_fps=420.0, ratio=200 / 420, update_s=0.05, omp_num_threads="1")]
+    base = dict(
+        device=CPU,
+        date="2026-01-02T03:04:05+0000",
+        commit="abcdef1234",
+        versions="torch=2.13.0",
+        env_id="PickCube-v1",
+        control_mode="pd_joint_delta_pos",
+        sim_backend="cpu",
+        load1=1.5,
+    )
+    env_rows = [
+        dict(base, obs="state", num_envs=1, env_fps=300.0),
+        dict(base, obs="state", num_envs=1, env_fps=500.0, load1=3.25),
+        dict(base, obs="state", num_envs=1, env_fps=350.0),  # median of 300, 350, 500 = 350
+        dict(base, obs="state", num_envs=2, env_fps=420.0),
+        dict(base, obs="rgb", res=64, num_envs=1, env_fps=24.5),
+        dict(base, obs="rgb", res=64, num_envs=2, env_fps=26.0),
+    ]
+    train_rows = [
+        dict(
+            base,
+            script="ppo",
+            obs="state",
+            num_envs=2,
+            mode="eager",
+            train_sps=150.0,
+            collect_fps=210.0,
+            env_fps=420.0,
+            ratio=0.5,
+            update_s=0.2,
+        ),
+        dict(
+            base,
+            script="ppo",
+            obs="state",
+            num_envs=2,
+            mode="compile",
+            train_sps=170.0,
+            collect_fps=230.0,
+            env_fps=420.0,
+            ratio=230 / 420,
+            update_s=0.1,
+        ),
+        dict(
+            base,
+            script="ppo",
+            obs="state",
+            num_envs=2,
+            mode="eager",
+            train_sps=100.0,
+            collect_fps=200.0,
+            env_fps=420.0,
+            ratio=200 / 420,
+            update_s=0.05,
+            omp_num_threads="1",
+        ),
+    ]
     if with_gpu:
         g = dict(base, device=GPU, sim_backend="gpu", load1=0.1)
-        env_rows += [dict(g, obs="rgb", res=128, num_envs=256, env_fps=5000.0, peak_mem_gb=1.5, gpu_mem_used_gb=3.0),
-                     dict(g, obs="rgb", res=128, num_envs=1024, env_fps=9000.0, peak_mem_gb=4.0, gpu_mem_used_gb=8.0),
-                     dict(g, obs="rgb", res=128, num_envs=4096, error="RuntimeError: CUDA out of memory")]
-        train_rows += [dict(g, script="ppo_rgb", obs="rgb", res=128, num_envs=256, mode="cudagraphs", train_sps=3000.0,
-                            collect_fps=4000.0, env_fps=5000.0, ratio=0.8, update_s=1.0)]
+        env_rows += [
+            dict(g, obs="rgb", res=128, num_envs=256, env_fps=5000.0, peak_mem_gb=1.5, gpu_mem_used_gb=3.0),
+            dict(g, obs="rgb", res=128, num_envs=1024, env_fps=9000.0, peak_mem_gb=4.0, gpu_mem_used_gb=8.0),
+            dict(g, obs="rgb", res=128, num_envs=4096, error="RuntimeError: CUDA out of memory"),
+        ]
+        train_rows += [
+            dict(
+                g,
+                script="ppo_rgb",
+                obs="rgb",
+                res=128,
+                num_envs=256,
+                mode="cudagraphs",
+                train_sps=3000.0,
+                collect_fps=4000.0,
+                env_fps=5000.0,
+                ratio=0.8,
+                update_s=1.0,
+            )
+        ]
     _shared.append_rows(env_csv, env_fps.COLUMNS, env_rows)
     _shared.append_rows(train_csv, train_sps.COLUMNS, train_rows)
     return env_csv, train_csv
@@ -318,23 +489,49 @@ def test_quiet_rows_replace_rows_taken_under_load(tmp_path):
     """A setting measured both on an oversubscribed machine (load1 > cpu_count) and on a quiet one is
     summarised by the quiet rows only; the ratio is recomputed against the raw FPS the report shows;
     without any quiet row, all rows count."""
-    base = dict(device=CPU, date="2026-01-02T03:04:05+0000", commit="abcdef1234", versions="torch=2.13.0",
-                env_id="PushCube-v1", control_mode="pd_joint_delta_pos", sim_backend="cpu", cpu_count=2, obs="state",
-                num_envs=2)
-    env_rows = [dict(base, env_fps=100.0, load1=6.0), dict(base, env_fps=120.0, load1=8.0),
-                dict(base, env_fps=300.0, load1=1.6),
-                dict(base, num_envs=1, env_fps=50.0, load1=5.0), dict(base, num_envs=1, env_fps=70.0, load1=7.0)]
+    base = dict(
+        device=CPU,
+        date="2026-01-02T03:04:05+0000",
+        commit="abcdef1234",
+        versions="torch=2.13.0",
+        env_id="PushCube-v1",
+        control_mode="pd_joint_delta_pos",
+        sim_backend="cpu",
+        cpu_count=2,
+        obs="state",
+        num_envs=2,
+    )
+    env_rows = [
+        dict(base, env_fps=100.0, load1=6.0),
+        dict(base, env_fps=120.0, load1=8.0),
+        dict(base, env_fps=300.0, load1=1.6),
+        dict(base, num_envs=1, env_fps=50.0, load1=5.0),
+        dict(base, num_envs=1, env_fps=70.0, load1=7.0),
+    ]
     assert [r["env_fps"] for r in _shared.quiet_rows(env_rows)] == [300.0]
-    assert train_sps.lookup_env_fps([{k: str(v) for k, v in r.items()} for r in env_rows], CPU, "PushCube-v1",
-                                    "state", None, 2, None) == (300.0, 1)
-    train_rows = [dict(base, script="sac", mode="eager", train_sps=60.0, collect_fps=150.0, env_fps=110.0,
-                       ratio=150 / 110, update_s=0.03, load1=1.2)]
+    assert train_sps.lookup_env_fps(
+        [{k: str(v) for k, v in r.items()} for r in env_rows], CPU, "PushCube-v1", "state", None, 2, None
+    ) == (300.0, 1)
+    train_rows = [
+        dict(
+            base,
+            script="sac",
+            mode="eager",
+            train_sps=60.0,
+            collect_fps=150.0,
+            env_fps=110.0,
+            ratio=150 / 110,
+            update_s=0.03,
+            load1=1.2,
+        )
+    ]
     env_csv, train_csv = tmp_path / "env_fps.csv", tmp_path / "train_sps.csv"
     _shared.append_rows(env_csv, env_fps.COLUMNS, env_rows)
     _shared.append_rows(train_csv, train_sps.COLUMNS, train_rows)
     doc = tmp_path / "benchmarks.md"
-    out = report.main(report.Args(env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc),
-                                  plots_dir=str(tmp_path)))
+    out = report.main(
+        report.Args(env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc), plots_dir=str(tmp_path))
+    )
     env = {s["num_envs"]: s for s in out["env"][CPU]}
     assert env[2]["env_fps"] == 300.0 and env[2]["n"] == 1 and env[2]["n_skipped"] == 2
     assert env[1]["env_fps"] == 60.0 and env[1]["n"] == 2 and env[1]["n_skipped"] == 0  # no quiet row: all count
@@ -348,8 +545,11 @@ def test_quiet_rows_replace_rows_taken_under_load(tmp_path):
 def test_report_cpu_only_says_gpu_not_measured(tmp_path, capsys):
     env_csv, train_csv = _fixture_csvs(tmp_path, with_gpu=False)
     doc = tmp_path / "benchmarks.md"
-    report.main(report.Args(env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc),
-                            plots_dir=str(tmp_path), headline=True))
+    report.main(
+        report.Args(
+            env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc), plots_dir=str(tmp_path), headline=True
+        )
+    )
     md = doc.read_text()
     assert "GPU rows: not yet measured" in md
     assert "| GPU | not yet measured |" in md
@@ -358,8 +558,14 @@ def test_report_cpu_only_says_gpu_not_measured(tmp_path, capsys):
 
 def test_report_without_csvs_and_with_a_foreign_csv(tmp_path):
     doc = tmp_path / "b.md"
-    r = report.main(report.Args(env_fps_csv=str(tmp_path / "none.csv"), train_sps_csv=str(tmp_path / "none2.csv"),
-                                doc=str(doc), plots_dir=str(tmp_path)))
+    r = report.main(
+        report.Args(
+            env_fps_csv=str(tmp_path / "none.csv"),
+            train_sps_csv=str(tmp_path / "none2.csv"),
+            doc=str(doc),
+            plots_dir=str(tmp_path),
+        )
+    )
     assert "No rows yet" in doc.read_text() and r["plots"] == {"env_fps": None, "train_sps": None}
     foreign = tmp_path / "foreign.csv"
     foreign.write_text("x,y\n1,2\n")
@@ -371,8 +577,10 @@ def test_report_without_csvs_and_with_a_foreign_csv(tmp_path):
 def _configs(tmp_path):
     c = tmp_path / "configs"
     (c / "ppo").mkdir(parents=True)
-    (c / "ppo" / "fast.args").write_text("# tier: cpu\n# A fast one.\n--env-id PushCube\n--num-envs 2  # two\n"
-                                         "--seed 7\n--runs-dir elsewhere\n--total-timesteps 1000\n")
+    (c / "ppo" / "fast.args").write_text(
+        "# tier: cpu\n# A fast one.\n--env-id PushCube\n--num-envs 2  # two\n"
+        "--seed 7\n--runs-dir elsewhere\n--total-timesteps 1000\n"
+    )
     (c / "ppo" / "big.args").write_text("# tier: gpu\n--env-id PickCube\n--num-envs 1024\n")
     (c / "ppo" / "pix.args").write_text("# tier: cpu\n# script: ppo_rgb\n--env-id PushCube\n")  # overrides the folder
     (c / "quickstart").mkdir()
@@ -417,17 +625,35 @@ def test_reproduce_cli_dry_run_on_the_repo_configs():
 def _fake_run(runs, key, seed, stamp, evals, final=None, device=CPU):
     d = runs / key / f"PickCube-v1__{key}__{seed}__{stamp}"
     d.mkdir(parents=True)
-    (d / "config.yaml").write_text(yaml.safe_dump(dict(
-        script="ppo", env_id="PickCube-v1", seed=seed, git_commit="0123456789abcdef", device=device,
-        args=dict(exp_name=key, seed=seed))))
+    (d / "config.yaml").write_text(
+        yaml.safe_dump(
+            dict(
+                script="ppo",
+                env_id="PickCube-v1",
+                seed=seed,
+                git_commit="0123456789abcdef",
+                device=device,
+                args=dict(exp_name=key, seed=seed),
+            )
+        )
+    )
     rows = []
     for step, wall, so in evals:
-        rows += [(step, wall, "time/sps", 10.0), (step, wall, "eval/success_once", so),
-                 (step, wall, "eval/success_at_end", so / 2), (step, wall, "eval/return", 1.0)]
+        rows += [
+            (step, wall, "time/sps", 10.0),
+            (step, wall, "eval/success_once", so),
+            (step, wall, "eval/success_at_end", so / 2),
+            (step, wall, "eval/return", 1.0),
+        ]
     _write_metrics(d / "metrics.csv", rows)
     if final is not None:
-        (d / "final_eval.json").write_text(json.dumps(dict(success_once=final, success_at_end=0.0, step=evals[-1][0],
-                                                           wall_time_s=evals[-1][1] + 5, episodes=8)))
+        (d / "final_eval.json").write_text(
+            json.dumps(
+                dict(
+                    success_once=final, success_at_end=0.0, step=evals[-1][0], wall_time_s=evals[-1][1] + 5, episodes=8
+                )
+            )
+        )
     return d
 
 
@@ -439,20 +665,26 @@ def test_reproduce_gather_and_render_from_fixture_runs(tmp_path, monkeypatch):
     _fake_run(runs, key, 1, "20260102-000000", [(100, 10.0, 0.0), (200, 20.0, 0.5)], final=0.25)
     _fake_run(runs, key, 2, "20260102-000000", [(100, 12.0, 0.5), (200, 24.0, 1.0)], final=0.75)
     _fake_run(runs, key, 3, "20260102-000000", [(100, 14.0, 1.0)])  # still running: no final_eval.json
-    args = reproduce.Args(configs_dir=str(_configs(tmp_path)), runs_dir=str(runs), results_dir=str(results),
-                          doc=str(doc), gather=True)
+    args = reproduce.Args(
+        configs_dir=str(_configs(tmp_path)), runs_dir=str(runs), results_dir=str(results), doc=str(doc), gather=True
+    )
     assert reproduce.main(args) == 0
     rows = read_csv(results / f"{key}.csv")
     assert list(rows[0]) == list(reproduce.REPRO_COLUMNS)
     assert [(r["seed"], r["kind"], r["step"], r["success_once"]) for r in rows] == [
-        ("1", "eval", "100", "0"), ("1", "eval", "200", "0.5"), ("1", "final", "200", "0.25"),
-        ("2", "eval", "100", "0.5"), ("2", "eval", "200", "1"), ("2", "final", "200", "0.75"),
-        ("3", "eval", "100", "1")]
+        ("1", "eval", "100", "0"),
+        ("1", "eval", "200", "0.5"),
+        ("1", "final", "200", "0.25"),
+        ("2", "eval", "100", "0.5"),
+        ("2", "eval", "200", "1"),
+        ("2", "final", "200", "0.75"),
+        ("3", "eval", "100", "1"),
+    ]
     assert {r["device"] for r in rows} == {CPU} and rows[-1]["complete"] == "0"
     md = doc.read_text()
     assert "Generated by `python bench/reproduce.py --gather`" in md
     table = md.split(f"### {CPU}")[1]
-    assert "| 100 | 0.50 ± 0.50 (n=3) | 0.25 ± 0.25 (n=3) | 12 s | 3 |" in table   # all three seeds reached 100
+    assert "| 100 | 0.50 ± 0.50 (n=3) | 0.25 ± 0.25 (n=3) | 12 s | 3 |" in table  # all three seeds reached 100
     assert "| 200 | 0.75 ± 0.35 (n=2) | 0.38 ± 0.18 (n=2) | 22 s | 2 |" in table  # seed 3 has not reached 200
     assert "| final (200, fresh eval seeds) | 0.50 ± 0.35 (n=2) |" in table
     assert "still running or stopped early: 3" in table and "Commit: 0123456789ab." in table
@@ -470,7 +702,9 @@ def test_reproduce_gather_and_render_from_fixture_runs(tmp_path, monkeypatch):
     assert reproduce.main(args) == 0
     rows = read_csv(results / f"{key}.csv")
     assert [r["run"] for r in rows if r["device"] == other] == ["elsewhere"]
-    assert [r["success_once"] for r in rows if r["seed"] == "2" and r["kind"] == "final" and r["device"] == CPU] == ["0"]
+    assert [r["success_once"] for r in rows if r["seed"] == "2" and r["kind"] == "final" and r["device"] == CPU] == [
+        "0"
+    ]
     md = doc.read_text()
     assert f"### {other}" in md and f"| {other} | 1 | 1.00 (n=1) |" in md.split("## Summary")[1]
     assert "| final (200, fresh eval seeds) | 0.12 ± 0.18 (n=2) |" in md.split(f"### {CPU}")[1]
@@ -478,8 +712,15 @@ def test_reproduce_gather_and_render_from_fixture_runs(tmp_path, monkeypatch):
 
 def test_reproduce_render_says_no_runs_recorded_yet(tmp_path):
     doc = tmp_path / "reproduction.md"
-    reproduce.main(reproduce.Args(configs_dir=str(_configs(tmp_path)), runs_dir=str(tmp_path / "none"),
-                                  results_dir=str(tmp_path / "results"), doc=str(doc), gather=True))
+    reproduce.main(
+        reproduce.Args(
+            configs_dir=str(_configs(tmp_path)),
+            runs_dir=str(tmp_path / "none"),
+            results_dir=str(tmp_path / "results"),
+            doc=str(doc),
+            gather=True,
+        )
+    )
     md = doc.read_text()
     assert "No runs recorded yet" in md and "## Summary" not in md
     assert "ppo.py" in md and "cpu" in md and "gpu" in md  # the configs and their tiers are still listed
@@ -488,25 +729,54 @@ def test_reproduce_render_says_no_runs_recorded_yet(tmp_path):
 def test_bc_results_appends_one_row_per_finished_run(tmp_path, capsys):
     demo = tmp_path / "trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
     demo.with_suffix(".json").write_text(json.dumps({"env_info": {"env_kwargs": {"control_mode": "pd_ee_delta_pos"}}}))
-    args = dict(exp_name="rgb_aux", seed=2, obs_mode="rgb", policy="chunk", chunk_size=16, temporal_ensemble=True,
-                obs_horizon=1, drop_state_keys=["agent/qvel"], obs_noise=0.0, total_iters=4000, demo_path=str(demo),
-                encoder="nature", aug="shift", aux_coef=1.0)
+    args = dict(
+        exp_name="rgb_aux",
+        seed=2,
+        obs_mode="rgb",
+        policy="chunk",
+        chunk_size=16,
+        temporal_ensemble=True,
+        obs_horizon=1,
+        drop_state_keys=["agent/qvel"],
+        obs_noise=0.0,
+        total_iters=4000,
+        demo_path=str(demo),
+        encoder="nature",
+        aug="shift",
+        aux_coef=1.0,
+    )
     done, unfinished = tmp_path / "run1", tmp_path / "run2"
     for run in (done, unfinished):
         run.mkdir()
-        (run / "config.yaml").write_text(yaml.safe_dump(dict(device="CPU: test", start_time="2026-01-01", git_commit="abc",
-                                                             command="bc.py --aux-coef 1", args=args)))
-        (run / "metrics.csv").write_text("step,wall_time,name,value\n2000,1,eval/success_once,0.25\n"
-                                          "4000,2,eval/success_once,0.5\n4000,2,losses/bc_loss,0.1\n")
-    (done / "final_eval.json").write_text(json.dumps(dict(success_once=0.6, episodes=100, num_demos=200,
-                                                          train_s=12.34, wall_time_s=56.78)))
+        (run / "config.yaml").write_text(
+            yaml.safe_dump(
+                dict(
+                    device="CPU: test",
+                    start_time="2026-01-01",
+                    git_commit="abc",
+                    command="bc.py --aux-coef 1",
+                    args=args,
+                )
+            )
+        )
+        (run / "metrics.csv").write_text(
+            "step,wall_time,name,value\n2000,1,eval/success_once,0.25\n"
+            "4000,2,eval/success_once,0.5\n4000,2,losses/bc_loss,0.1\n"
+        )
+    (done / "final_eval.json").write_text(
+        json.dumps(dict(success_once=0.6, episodes=100, num_demos=200, train_s=12.34, wall_time_s=56.78))
+    )
     out = tmp_path / "bc.csv"
     assert bc_results.main(bc_results.Args(runs=[str(done), str(unfinished)], out=str(out), note="quiet")) == 0
     (row,) = _shared.read_rows(out)
     assert row["variant"] == "rgb_aux" and row["seed"] == "2" and row["num_demos"] == "200"
     assert row["eval_success_by_iter"] == "2000:0.25 4000:0.50" and row["final_success_once"] == "0.6"
-    assert (row["control_mode"], row["encoder"], row["aux_coef"], row["drop_state_keys"]) == \
-        ("pd_ee_delta_pos", "nature", "1", "agent/qvel")
+    assert (row["control_mode"], row["encoder"], row["aux_coef"], row["drop_state_keys"]) == (
+        "pd_ee_delta_pos",
+        "nature",
+        "1",
+        "agent/qvel",
+    )
     captured = capsys.readouterr()
     assert "skip" in captured.err and "| rgb_aux | 2 | 200 |" in captured.out
     assert bc_results.main(bc_results.Args(runs=[str(unfinished)], out=str(out))) == 1  # nothing finished

@@ -108,7 +108,7 @@ def test_batched_evaluate_gives_the_cpu_metrics():
             reconfiguration_freq=1,
         )
         try:
-            out[b] = evaluate(lambda o: torch.zeros(o.shape[0], env.action_dim), env, 3, seed=11)
+            out[b] = evaluate(lambda o, n=env.action_dim: torch.zeros(o.shape[0], n), env, 3, seed=11)
         finally:
             env.close()
     assert out["cpu"]["episodes"] == out["batched-cpu"]["episodes"] == 3
