@@ -170,3 +170,50 @@ def test_ppo_compile_smoke(tmp_path):
     )
     assert (run_dir / "last.pt").is_file()
     assert json.loads((run_dir / "final_eval.json").read_text())["episodes"] == 1
+
+
+def test_policy_step_reads_nothing_back_from_the_device(monkeypatch):
+    """get_action_and_value must not synchronise (no Tensor.__bool__ / item / tolist): under a CUDA
+    graph capture a host read raises, and on the eager GPU path each one is a device sync.
+    torch.distributions validates its arguments with such reads unless validate_args=False."""
+    import torch
+
+    reads = []
+    for name in ("__bool__", "item", "tolist"):
+        orig = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _orig=orig, _name=name, **k):
+            reads.append(_name)
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    state_agent = ppo.Agent(obs_dim=5, action_dim=2, hidden_dim=8)
+    pixel_agent = ppo_rgb.Agent(3, 36, 36, state_dim=4, action_dim=2, feature_dim=8)
+    obs = {"rgb": torch.zeros(3, 3, 36, 36, dtype=torch.uint8), "state": torch.zeros(3, 4)}
+    with torch.no_grad():
+        state_agent.get_action_and_value(torch.zeros(3, 5))
+        pixel_agent.get_action_and_value(obs)
+    assert reads == []
+
+
+def test_frame_stack_of_one_is_the_identity():
+    import torch
+
+    fs = ppo_rgb.FrameStack(1)
+    obs = {"rgb": torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.uint8), "state": torch.zeros(2, 1)}
+    assert fs.reset(obs) is obs
+    nxt = {"rgb": torch.randint(0, 255, (2, 3, 8, 8), dtype=torch.uint8), "state": torch.zeros(2, 1)}
+    assert fs.step(nxt, torch.tensor([True, False])) is nxt
+    assert fs.peek(nxt["rgb"]) is nxt["rgb"]
+
+
+def test_frame_stack_restarts_only_the_envs_whose_episode_started():
+    import torch
+
+    fs = ppo_rgb.FrameStack(2)
+    a = torch.full((2, 3, 4, 4), 1, dtype=torch.uint8)
+    b = torch.full((2, 3, 4, 4), 2, dtype=torch.uint8)
+    fs.reset({"rgb": a, "state": torch.zeros(2, 1)})
+    out = fs.step({"rgb": b, "state": torch.zeros(2, 1)}, torch.tensor([True, False]))["rgb"]
+    assert out[0].eq(2).all()  # new episode: two copies of its first frame
+    assert out[1, :3].eq(1).all() and out[1, 3:].eq(2).all()  # continuing: previous frame, then the new one
