@@ -3,7 +3,8 @@ Docs: docs/reproduction.md
 
     python bench/reproduce.py                        # dry run: list the runs this machine's tier would do
     python bench/reproduce.py --execute              # run them (finished seeds are skipped), then --gather
-    python bench/reproduce.py --gather               # collect runs/repro/*/metrics.csv, render the doc
+    python bench/reproduce.py --gather               # collect runs/repro/*/metrics.csv, render the docs
+    python bench/reproduce.py --render               # only re-render the docs from results/ (no runs, no gathering)
     python bench/reproduce.py --all --seeds 1 2 3 4 5
 
 Flag files: configs/<script>/<name>.args runs cleanrl_style/<script>.py (configs/quickstart/*.args run
@@ -17,7 +18,17 @@ runs/repro/<script>__<config>/<env>__<script>__<config>__<seed>__<time>/.
 --gather reads each run's eval/success_once, eval/success_at_end (vs env step and wall time) and its
 final_eval.json into results/repro/<script>__<config>.csv (one file per config, rewritten), then renders
 docs/reproduction.md from every results/repro/*.csv: per script x task, success_once mean +- std over
-seeds at step budgets, wall time, and the hardware named in each run's config.yaml.
+seeds at step budgets, wall time, and the hardware named in each run's config.yaml; then every training
+seed's evaluations.
+
+Generated tables in other pages: a block in docs/*.md between
+    <!-- generated: bench/reproduce.py bc results/bc_pickcube_state_cpu.csv -->
+    <!-- end generated -->
+is re-rendered by --gather and --render from the CSV it names (path from the repository root). Kinds:
+`bc` = a bench/bc_results.py CSV (one row per variant, every seed's evaluations and final success);
+`aug` = a bench/aug_throughput.py CSV (images/s per resolution x batch x implementation). So a page's
+results table has one source, the CSV, and never holds numbers typed by hand.
+tests/test_bench.py checks that re-rendering the committed docs changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -61,6 +73,9 @@ OVERRIDDEN = ("--seed", "--runs-dir", "--exp-name")
 TIER_RE = re.compile(r"^\s*#\s*tier\s*:\s*(\w+)", re.IGNORECASE)
 SCRIPT_RE = re.compile(r"^\s*#\s*script\s*:\s*([A-Za-z0-9_]+)", re.IGNORECASE)
 FOLDER_SCRIPT = {"quickstart": "ppo"}  # config folders that are not named after their script
+# what the docs show in command lines: the defaults, never this machine's interpreter or folders
+DOC_PYTHON, DOC_RUNS_DIR = ".venv/bin/python", "runs/repro"
+BLOCK_BEGIN, BLOCK_END = "<!-- generated: bench/reproduce.py ", "<!-- end generated -->"
 
 
 @dataclass
@@ -70,7 +85,11 @@ class Args:
     execute: bool = False
     """run the listed training runs (default: dry run, print them), then gather"""
     gather: bool = False
-    """collect finished runs into results/repro/*.csv and render docs/reproduction.md"""
+    """collect finished runs into results/repro/*.csv and render docs/reproduction.md (and the generated
+    tables of --pages-dir)"""
+    render: bool = False
+    """only re-render docs/reproduction.md and the generated tables in --pages-dir from results/ (no runs,
+    no gathering)"""
     all: bool = False
     """include configs of every tier, not only this machine's (cpu/gpu)"""
     scripts: tuple[str, ...] = ()
@@ -83,6 +102,8 @@ class Args:
     """where the gathered CSVs go (one per script x config)"""
     doc: str = "docs/reproduction.md"
     """the rendered markdown"""
+    pages_dir: str = "docs"
+    """pages whose `<!-- generated: bench/reproduce.py ... -->` blocks are re-rendered (*.md)"""
     budgets: tuple[int, ...] = ()
     """env-step budgets for the table rows (default: up to 6 of the evaluation steps, always the last)"""
     force: bool = False
@@ -196,6 +217,15 @@ def _rel(p: Path) -> str:
         return str(p.resolve().relative_to(_shared.REPO_ROOT))
     except ValueError:
         return str(p)
+
+
+def _doc_path(p: Path) -> str:
+    """A path as a committed page may show it: relative to the repository, or only the file name for a
+    file outside it (a page must not carry one machine's folders)."""
+    try:
+        return str(Path(p).resolve().relative_to(_shared.REPO_ROOT))
+    except ValueError:
+        return Path(p).name
 
 
 def plan_runs(args: Args, tier: str) -> list[tuple[ConfigFile, int]]:
@@ -400,12 +430,51 @@ def budget_table(rows: list[dict], budgets: tuple[int, ...]) -> list[str]:
     return out
 
 
+def _seed_key(s: str) -> float:
+    v = _shared.to_float(s)
+    return v if v == v else float("inf")
+
+
+def fmt2(x: float) -> str:
+    return "–" if x != x else f"{x:.2f}"
+
+
+def seed_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: per training seed, success_once at every evaluation (– where a seed has none at that
+    step), the final evaluation on fresh seeds, the wall time to it and the commit of the run."""
+    f = _shared.to_float
+    evals: dict[str, dict[int, dict]] = defaultdict(dict)
+    finals: dict[str, dict] = {}
+    for r in rows:
+        if r["kind"] == "final":
+            finals[r["seed"]] = r
+        else:
+            evals[r["seed"]][int(f(r["step"]))] = r
+    steps = sorted({s for v in evals.values() for s in v})
+    head = " / ".join(fmt_steps(s) for s in steps)
+    out = [
+        f"| seed | eval success_once at {head} env steps | final success_once | final success_at_end "
+        "| wall time | commit |",
+        "|---:|---|---|---|---:|---|",
+    ]
+    for seed in sorted(set(evals) | set(finals), key=_seed_key):
+        at = evals.get(seed, {})
+        cells = " / ".join(fmt2(f(at[s]["success_once"])) if s in at else "–" for s in steps)
+        fin = finals.get(seed)
+        last = fin or (at[max(at)] if at else {})
+        wall = fmt_wall([f(last.get("wall_time"))]) + ("" if fin else " (no final eval)")
+        so, sae = (f(fin["success_once"]), f(fin["success_at_end"])) if fin else (math.nan, math.nan)
+        out.append(f"| {seed} | {cells} | {fmt2(so)} | {fmt2(sae)} | {wall} | {str(last.get('commit', ''))[:12]} |")
+    return out
+
+
 def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
     csvs = sorted(results_dir.glob("*.csv")) if results_dir.is_dir() else []
     lines = [
         "# Reproduction",
         "",
-        "<!-- Generated by `python bench/reproduce.py --gather` from results/repro/*.csv. Do not edit by hand. -->",
+        "<!-- Generated by `python bench/reproduce.py --gather` (or `--render`) from results/repro/*.csv. "
+        "Do not edit by hand. -->",
         "",
         "Each config in `configs/` is trained over fixed seeds; every run's evaluations "
         "(`eval/success_once` on fixed evaluation seeds, ManiSkill's fair protocol: no partial resets, "
@@ -413,7 +482,7 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
         "summarised here as mean ± sample std over training seeds (n = seeds). "
         "Wall time is from the run's start (env creation included) to that evaluation. "
         "The last row of each table is the final evaluation of the last policy on fresh seeds "
-        "(`final_eval.json`).",
+        "(`final_eval.json`). Below it, every training seed's own evaluations.",
         "",
     ]
     tables = []  # (csv path, device, rows): runs on different hardware are never pooled
@@ -440,9 +509,10 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
             finals = [r for r in rows if r["kind"] == "final"]
             seeds = {r["seed"] for r in rows}
             steps = max((int(f(r["step"])) for r in (finals or rows)), default=0)
+            final = mean_std([f(r["success_once"]) for r in finals]) if finals else "running"
             lines.append(
                 f"| {rows[0]['script']} | {rows[0]['env_id']} | [{rows[0]['config']}](#{_anchor(path.stem)}) | "
-                f"{device} | {len(seeds)} | {mean_std([f(r['success_once']) for r in finals]) if finals else 'running'} | "
+                f"{device} | {len(seeds)} | {final} | "
                 f"{fmt_steps(steps)} | {fmt_wall([f(r['wall_time']) for r in finals])} |"
             )
         lines.append("")
@@ -452,7 +522,7 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
             lines += [
                 f"## {path.stem}",
                 "",
-                f"`{r0['script']}.py` on {r0['env_id']}, config `{r0['config']}`. Data: `{_rel(path)}`.",
+                f"`{r0['script']}.py` on {r0['env_id']}, config `{r0['config']}`. Data: `{_doc_path(path)}`.",
                 "",
             ]
             for device, rows in parts:
@@ -468,25 +538,27 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
                     "",
                 ]
                 lines += budget_table(rows, args.budgets) + [""]
+                lines += ["Per training seed:", ""] + seed_table(rows) + [""]
     lines += [
         "## Configs and commands",
         "",
         "`python bench/reproduce.py` lists the runs for this machine's tier (dry run); `--execute` runs them "
-        "(seeds that already finished are skipped) and gathers; `--gather` only re-renders this page. "
+        "(seeds that already finished are skipped) and gathers; `--gather` collects finished runs and "
+        "re-renders this page; `--render` only re-renders it from the CSVs. "
         "`--all` includes configs of the other tier; `--seeds 1 2 3 4 5` changes the seeds.",
         "",
         "| config | script | tier | flags |",
         "|---|---|---|---|",
     ]
     for cfg in configs:
-        lines.append(f"| `{_rel(cfg.path)}` | {cfg.script}.py | {cfg.tier} | `{' '.join(cfg.flags)}` |")
+        lines.append(f"| `{_doc_path(cfg.path)}` | {cfg.script}.py | {cfg.tier} | `{' '.join(cfg.flags)}` |")
     lines += [
         "",
-        "Runs for each config are launched as",
+        "Runs for each config are launched as (`--runs-dir` of this tool moves the parent folder)",
         "",
         "```bash",
-        f"{args.python} cleanrl_style/<script>.py <flags from the file> --seed S "
-        f"--runs-dir {args.runs_dir}/<script>__<config> --exp-name <script>__<config>",
+        f"{DOC_PYTHON} cleanrl_style/<script>.py <flags from the file> --seed S "
+        f"--runs-dir {DOC_RUNS_DIR}/<script>__<config> --exp-name <script>__<config>",
         "```",
         "",
         "To add results from your machine: run `python bench/reproduce.py --execute` (or `--all`), "
@@ -502,12 +574,195 @@ def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9_ -]", "", title.lower()).replace(" ", "-")
 
 
+# ----------------------------------------------------------------------------- generated blocks in other pages
+def bc_method(r: dict) -> str:
+    """What a bench/bc_results.py row trained, from its columns (defaults left out): the head, chunking,
+    temporal ensembling, history, state keys, input noise, control mode, and for pixels the encoder, the
+    augmentation and the auxiliary loss."""
+    f = _shared.to_float
+    chunk = int(f(r.get("chunk_size")) if f(r.get("chunk_size")) == f(r.get("chunk_size")) else 1)
+    if r.get("policy") == "gaussian":
+        parts = ["gaussian (tanh-Gaussian actor, 1 action)"]
+    elif chunk <= 1:
+        parts = ["single step (chunk 1)"]
+    else:
+        te = str(r.get("temporal_ensemble")).lower() not in ("false", "0")
+        parts = [f"chunk {chunk} + " + ("temporal ensembling" if te else "open loop")]
+    if f(r.get("obs_horizon")) > 1:
+        parts.append(f"history {int(f(r['obs_horizon']))}")
+    if r.get("drop_state_keys") in ("", "none", "[]"):
+        parts.append("joint velocities kept")
+    if f(r.get("obs_noise")) > 0:
+        parts.append(f"obs noise {r['obs_noise']}")
+    if r.get("control_mode") not in (None, "", "pd_ee_delta_pos"):
+        parts.append(r["control_mode"])
+    if r.get("obs_mode") not in (None, "", "state"):
+        if r.get("encoder") not in (None, "", "nature"):
+            parts.append(f"{r['encoder']} encoder")
+        if r.get("aug") not in (None, "", "shift"):
+            parts.append(f"aug {r['aug']}")
+        if f(r.get("aux_coef")) > 0:
+            parts.append(f"aux position loss {r['aux_coef']}")
+        if "--head-input aux" in r.get("command", ""):  # no column of its own in the CSV
+            parts.append("head sees state + predicted position only")
+    return ", ".join(parts)
+
+
+def _evals_by_iter(cell: str) -> dict[int, float]:
+    """'2500:0.99 5000:0.98' -> {2500: 0.99, 5000: 0.98}."""
+    out = {}
+    for item in (cell or "").split():
+        it, _, v = item.partition(":")
+        out[int(_shared.to_float(it))] = _shared.to_float(v)
+    return out
+
+
+def bc_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of a bench/bc_results.py CSV: one per variant (its --exp-name; per device when the CSV
+    holds several), in CSV order, every seed's values in seed order; training time is the mean over seeds."""
+    f = _shared.to_float
+    devices = list(dict.fromkeys(r.get("device", "") for r in rows))
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("device", ""), r.get("variant") or "?"), []).append(r)
+    dev_col = len(devices) > 1
+    out = [
+        ("| hardware " if dev_col else "")
+        + "| variant | demos | method | gradient steps | seeds | eval success_once during training "
+        "| final success_once | mean ± std | episodes | training time |",
+        ("|---" if dev_col else "") + "|---|---:|---|---:|---|---|---|---|---:|---:|",
+    ]
+    for (device, variant), rs in groups.items():
+        rs = sorted(rs, key=lambda r: _seed_key(r.get("seed", "")))
+        per_seed = [_evals_by_iter(r.get("eval_success_by_iter", "")) for r in rs]
+        iters = sorted({i for d in per_seed for i in d})
+        evals = "; ".join(f"@{fmt_steps(i)}: " + " / ".join(fmt2(d.get(i, math.nan)) for d in per_seed) for i in iters)
+        finals = [f(r.get("final_success_once")) for r in rs]
+
+        def uniq(col, fmt=str, rs=rs):
+            return ", ".join(dict.fromkeys(fmt(r.get(col, "")) for r in rs))
+
+        out.append(
+            (f"| {device} " if dev_col else "") + f"| {variant} | {uniq('num_demos')} | {bc_method(rs[0])} | "
+            f"{uniq('total_iters', lambda v: fmt_steps(int(f(v))) if f(v) == f(v) else '–')} | "
+            f"{', '.join(r.get('seed', '') for r in rs)} | {evals or '–'} | "
+            f"{' / '.join(fmt2(x) for x in finals)} | {mean_std(finals)} | {uniq('final_episodes')} | "
+            f"{fmt_wall([f(r.get('train_s')) for r in rs])} |"
+        )
+    return out
+
+
+def aug_table(rows: list[dict]) -> list[str]:
+    """Markdown lines of a bench/aug_throughput.py CSV: per device, images/s (median over the rows of a
+    setting) with resolution x batch as rows and the implementations as columns, in CSV order."""
+    f = _shared.to_float
+    out: list[str] = []
+    for device in dict.fromkeys(r.get("device", "") for r in rows):
+        rs = [r for r in rows if r.get("device", "") == device and f(r.get("images_per_s")) > 0]
+        impls = list(dict.fromkeys(r.get("impl", "?") for r in rs))
+        loads = [f(r.get("load1")) for r in rs if f(r.get("load1")) == f(r.get("load1"))]
+        commits = ", ".join(sorted({r["commit"][:7] for r in rs if r.get("commit")})) or "unknown"
+        load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "unknown"
+        out += [
+            f"**{device}**, images/s (median over runs), 1-minute load average {load}, commit {commits}:",
+            "",
+            "| res | batch | " + " | ".join(impls) + " |",
+            "|---|---:|" + "---:|" * len(impls),
+        ]
+        for res, batch in sorted({(int(f(r["res"])), int(f(r["batch"]))) for r in rs}):
+            cells = []
+            for impl in impls:
+                vals = [
+                    f(r["images_per_s"])
+                    for r in rs
+                    if r.get("impl") == impl and int(f(r["res"])) == res and int(f(r["batch"])) == batch
+                ]
+                cells.append(f"{statistics.median(vals):,.0f}" if vals else "–")
+            out.append(f"| {res}x{res} | {batch} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out[:-1]
+
+
+BLOCK_KINDS = {"bc": (bc_table, "bench/bc_results.py"), "aug": (aug_table, "bench/aug_throughput.py")}
+
+
+def render_block(spec: str, page: Path) -> list[str]:
+    """The lines between the markers of one generated block: `KIND CSV` (CSV relative to the repository)."""
+    words = spec.split()
+    if len(words) != 2 or words[0] not in BLOCK_KINDS:
+        raise UserError(
+            f"{_doc_path(page)}: generated block '{spec}' is not one of: "
+            + ", ".join(f"'{k} <csv>'" for k in BLOCK_KINDS),
+            code=1,
+        )
+    kind, csv_path = words
+    path = _abs(csv_path)
+    if not path.is_file():
+        raise UserError(f"{_doc_path(page)}: generated block names {csv_path}, which does not exist", code=1)
+    table, writer = BLOCK_KINDS[kind]
+    rows = _shared.read_rows(path)
+    return [
+        f"<!-- Rendered by `python bench/reproduce.py --render` from {_doc_path(path)} ({writer} rows). "
+        "Edit the CSV, not this table. -->",
+        "",
+        *(table(rows) if rows else [f"No rows in `{_doc_path(path)}` yet."]),
+        "",
+    ]
+
+
+def refresh_page(text: str, page: Path) -> str:
+    """`text` with every generated block re-rendered (everything outside the markers is kept as is)."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        if not (line.startswith(BLOCK_BEGIN) and line.rstrip().endswith("-->")):
+            continue
+        spec = line.strip()[len(BLOCK_BEGIN) : -len("-->")].strip()
+        end = next((j for j in range(i, len(lines)) if lines[j].strip() == BLOCK_END), None)
+        if end is None:
+            raise UserError(f"{_doc_path(page)}:{i}: generated block '{spec}' has no '{BLOCK_END}' line", code=1)
+        out += render_block(spec, page) + [lines[end]]
+        i = end + 1
+    return "\n".join(out)
+
+
+def rendered_docs(args: Args) -> dict[Path, str]:
+    """Every doc this tool renders from results/, as it should read: the reproduction page and each page
+    of --pages-dir with generated blocks. Writes nothing."""
+    doc = _abs(args.doc)
+    out = {doc: render(_abs(args.results_dir), discover_configs(_abs(args.configs_dir)), args)}
+    pages_dir = _abs(args.pages_dir)
+    for page in sorted(pages_dir.glob("*.md")) if pages_dir.is_dir() else []:
+        if page.resolve() == doc.resolve():
+            continue
+        text = page.read_text()
+        if BLOCK_BEGIN in text:
+            out[page] = refresh_page(text, page)
+    return out
+
+
+def write_docs(args: Args) -> list[Path]:
+    """Render the docs and write those whose text changed; returns them."""
+    changed = []
+    for path, text in rendered_docs(args).items():
+        if not path.is_file() or path.read_text() != text:
+            atomic_write_text(path, text)
+            changed.append(path)
+        print(f"reproduce: {'wrote' if path in changed else 'unchanged'} {_doc_path(path)}")
+    return changed
+
+
 # ----------------------------------------------------------------------------- main
 def main(args: Args) -> int:
     tier = _shared.machine_tier()
     if not args.seeds:
         raise UserError("--seeds needs at least one seed")
     runs_dir, results_dir = _abs(args.runs_dir), _abs(args.results_dir)
+    if args.render and not (args.gather or args.execute):
+        write_docs(args)
+        return 0
     if args.gather and not args.execute:
         return _gather_and_render(args, runs_dir, results_dir)
     plan = plan_runs(args, tier)
@@ -543,10 +798,7 @@ def main(args: Args) -> int:
 
 def _gather_and_render(args: Args, runs_dir: Path, results_dir: Path) -> int:
     gather(runs_dir, results_dir)
-    configs = discover_configs(_abs(args.configs_dir))
-    doc = _abs(args.doc)
-    atomic_write_text(doc, render(results_dir, configs, args))
-    print(f"reproduce: wrote {_rel(doc)}")
+    write_docs(args)
     return 0
 
 

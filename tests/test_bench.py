@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import math
+import re
 import sys
 
 import pytest
@@ -27,8 +28,13 @@ COMMITTED = [
         "results/train_sps.png",
         "docs/benchmarks.md",
         "docs/reproduction.md",
+        "docs/bc.md",
+        "docs/sac.md",
+        "results/aug_throughput.csv",
+        "results/bc_pickcube_state_cpu.csv",
+        "results/bc_pickcube_rgb_cpu.csv",
     )
-]
+] + sorted((REPO_ROOT / "results" / "repro").glob("*.csv"))
 
 
 def _digest(paths):
@@ -601,10 +607,14 @@ def test_reproduce_dry_run_lists_runs_of_this_tier(tmp_path, monkeypatch, capsys
         "--runs-dir runs/x/ppo__fast --exp-name ppo__fast",
         "PY cleanrl_style/ppo.py --env-id PushCube --num-envs 2 --total-timesteps 1000 --seed 2 "
         "--runs-dir runs/x/ppo__fast --exp-name ppo__fast",
-        "PY cleanrl_style/ppo_rgb.py --env-id PushCube --seed 1 --runs-dir runs/x/ppo_rgb__ppo-pix --exp-name ppo_rgb__ppo-pix",
-        "PY cleanrl_style/ppo_rgb.py --env-id PushCube --seed 2 --runs-dir runs/x/ppo_rgb__ppo-pix --exp-name ppo_rgb__ppo-pix",
-        "PY cleanrl_style/ppo.py --env-id PickCube --seed 1 --runs-dir runs/x/ppo__quickstart-cpu --exp-name ppo__quickstart-cpu",
-        "PY cleanrl_style/ppo.py --env-id PickCube --seed 2 --runs-dir runs/x/ppo__quickstart-cpu --exp-name ppo__quickstart-cpu",
+        "PY cleanrl_style/ppo_rgb.py --env-id PushCube --seed 1 "
+        "--runs-dir runs/x/ppo_rgb__ppo-pix --exp-name ppo_rgb__ppo-pix",
+        "PY cleanrl_style/ppo_rgb.py --env-id PushCube --seed 2 "
+        "--runs-dir runs/x/ppo_rgb__ppo-pix --exp-name ppo_rgb__ppo-pix",
+        "PY cleanrl_style/ppo.py --env-id PickCube --seed 1 "
+        "--runs-dir runs/x/ppo__quickstart-cpu --exp-name ppo__quickstart-cpu",
+        "PY cleanrl_style/ppo.py --env-id PickCube --seed 2 "
+        "--runs-dir runs/x/ppo__quickstart-cpu --exp-name ppo__quickstart-cpu",
     ]
     assert "ignoring --seed 7 --runs-dir elsewhere" in out
     assert "skip" in out and "big.args: tier gpu" in out and "nosuchscript.py does not exist" in out
@@ -666,7 +676,12 @@ def test_reproduce_gather_and_render_from_fixture_runs(tmp_path, monkeypatch):
     _fake_run(runs, key, 2, "20260102-000000", [(100, 12.0, 0.5), (200, 24.0, 1.0)], final=0.75)
     _fake_run(runs, key, 3, "20260102-000000", [(100, 14.0, 1.0)])  # still running: no final_eval.json
     args = reproduce.Args(
-        configs_dir=str(_configs(tmp_path)), runs_dir=str(runs), results_dir=str(results), doc=str(doc), gather=True
+        configs_dir=str(_configs(tmp_path)),
+        runs_dir=str(runs),
+        results_dir=str(results),
+        doc=str(doc),
+        pages_dir=str(tmp_path / "no_pages"),
+        gather=True,
     )
     assert reproduce.main(args) == 0
     rows = read_csv(results / f"{key}.csv")
@@ -692,6 +707,12 @@ def test_reproduce_gather_and_render_from_fixture_runs(tmp_path, monkeypatch):
     assert f"| ppo | PickCube-v1 | [fast](#ppo__fast) | {CPU} | 3 | 0.50 ± 0.35 (n=2) | 200 | 27 s |" in summary
     assert "No runs recorded yet" not in md
     assert "| `" in md.split("## Configs and commands")[1]  # the configs are listed with their tier
+    # every seed's own evaluations; seed 3 has no final evaluation yet
+    per_seed = table.split("Per training seed:")[1]
+    assert "| seed | eval success_once at 100 / 200 env steps | final success_once |" in per_seed
+    assert "| 1 | 0.00 / 0.50 | 0.25 | 0.00 | 25 s | 0123456789ab |" in per_seed
+    assert "| 3 | 1.00 / – | – | – | 14 s (no final eval) | 0123456789ab |" in per_seed
+    assert str(tmp_path) not in md  # no machine-local path in a page meant to be committed
 
     # rows another machine recorded in the CSV survive a re-gather and get their own table
     other = "Other machine (fixture)"
@@ -718,12 +739,140 @@ def test_reproduce_render_says_no_runs_recorded_yet(tmp_path):
             runs_dir=str(tmp_path / "none"),
             results_dir=str(tmp_path / "results"),
             doc=str(doc),
+            pages_dir=str(tmp_path / "no_pages"),
             gather=True,
         )
     )
     md = doc.read_text()
     assert "No runs recorded yet" in md and "## Summary" not in md
     assert "ppo.py" in md and "cpu" in md and "gpu" in md  # the configs and their tiers are still listed
+
+
+def _bc_rows():
+    base = dict(
+        device=CPU,
+        variant="c16",
+        num_demos=200,
+        control_mode="pd_ee_delta_pos",
+        obs_mode="state",
+        policy="chunk",
+        chunk_size=16,
+        temporal_ensemble=True,
+        obs_horizon=1,
+        drop_state_keys="agent/qvel",
+        obs_noise=0,
+        total_iters=5000,
+        final_episodes=50,
+        command="cleanrl_style/bc.py --runs-dir /tmp/x",
+    )
+    return [
+        dict(base, seed=2, eval_success_by_iter="2500:0.80", final_success_once=0.88),
+        dict(base, seed=1, eval_success_by_iter="2500:0.90 5000:0.85", final_success_once=0.92),
+        dict(base, variant="single", seed=1, chunk_size=1, drop_state_keys="none", obs_noise=0.1,
+             eval_success_by_iter="2500:0.40", final_success_once=0.3),
+        dict(base, variant="pix", seed=1, obs_mode="rgb", encoder="keypoints", aug="none", aux_coef=10,
+             temporal_ensemble=False, eval_success_by_iter="", final_success_once=0.166667,
+             command="bc.py --aux-coef 10 --head-input aux"),
+    ]  # fmt: skip
+
+
+def _page(tmp_path, csv_path, body="stale numbers typed by hand"):
+    pages = tmp_path / "pages"
+    pages.mkdir(exist_ok=True)
+    page = pages / "bc.md"
+    page.write_text(
+        f"# BC\n\nprose before\n\n{reproduce.BLOCK_BEGIN}bc {csv_path} -->\n{body}\n{reproduce.BLOCK_END}\n\n"
+        "prose after\n"
+    )
+    return page
+
+
+def test_reproduce_renders_generated_tables_into_pages(tmp_path):
+    """A `<!-- generated: bench/reproduce.py bc CSV -->` block is replaced by the table of that CSV (one row
+    per variant, seeds in order); the prose around it is kept; rendering again changes nothing."""
+    bc_csv = tmp_path / "bc.csv"
+    _shared.append_rows(bc_csv, bc_results.COLUMNS, _bc_rows())
+    page = _page(tmp_path, bc_csv)
+    args = reproduce.Args(
+        configs_dir=str(_configs(tmp_path)),
+        results_dir=str(tmp_path / "none"),
+        doc=str(tmp_path / "reproduction.md"),
+        pages_dir=str(tmp_path / "pages"),
+        render=True,
+    )
+    assert reproduce.main(args) == 0
+    md = page.read_text()
+    assert md.startswith("# BC\n\nprose before\n\n<!-- generated: bench/reproduce.py bc ")
+    assert md.endswith("<!-- end generated -->\n\nprose after\n") and "stale numbers" not in md
+    assert "| c16 | 200 | chunk 16 + temporal ensembling | 5k | 1, 2 | @2.5k: 0.90 / 0.80; @5k: 0.85 / – | " \
+        "0.92 / 0.88 | 0.90 ± 0.03 (n=2) | 50 |" in md  # fmt: skip
+    assert "| single | 200 | single step (chunk 1), joint velocities kept, obs noise 0.1 | 5k | 1 | @2.5k: 0.40 | " \
+        "0.30 | 0.30 (n=1) |" in md  # fmt: skip
+    assert "| pix | 200 | chunk 16 + open loop, keypoints encoder, aug none, aux position loss 10, head sees state " \
+        "+ predicted position only | 5k | 1 | – | 0.17 |" in md  # fmt: skip
+    rendered = md.replace(f"bc {bc_csv} -->", "")  # the marker names the CSV as the page's author wrote it
+    assert "/tmp/" not in rendered and str(tmp_path) not in rendered  # the table names the CSV by file name only
+    assert reproduce.write_docs(args) == []  # idempotent
+    assert reproduce.rendered_docs(args)[page] == md
+
+
+@pytest.mark.parametrize(
+    "spec, body_end, needle",
+    [("bc {csv}", "", "no '<!-- end generated -->' line"), ("nope {csv}", None, "is not one of"),
+     ("bc missing.csv", None, "does not exist")],
+)  # fmt: skip
+def test_reproduce_rejects_bad_generated_blocks(tmp_path, spec, body_end, needle):
+    bc_csv = tmp_path / "bc.csv"
+    _shared.append_rows(bc_csv, bc_results.COLUMNS, _bc_rows())
+    page = _page(tmp_path, bc_csv)
+    text = page.read_text().replace(f"bc {bc_csv}", spec.format(csv=bc_csv))
+    if body_end is not None:
+        text = text.replace(reproduce.BLOCK_END, body_end)
+    page.write_text(text)
+    with pytest.raises(UserError, match=re.escape(needle)):
+        reproduce.refresh_page(page.read_text(), page)
+
+
+def test_aug_table_pivots_the_median_of_each_setting():
+    base = dict(device=CPU, commit="abcdef1234", res="64", batch="256", load1="1.5")
+    rows = [
+        dict(base, impl="gather", images_per_s="100"),
+        dict(base, impl="gather", images_per_s="300", load1="3.25"),
+        dict(base, impl="gather", images_per_s="200"),  # median 200
+        dict(base, impl="kornia", images_per_s="1234.4"),
+        dict(base, impl="gather", res="128", images_per_s="50"),
+    ]
+    lines = reproduce.aug_table(rows)
+    assert lines[0] == f"**{CPU}**, images/s (median over runs), 1-minute load average 1.5-3.2, commit abcdef1:"
+    assert lines[2:] == ["| res | batch | gather | kornia |", "|---|---:|---:|---:|", "| 64x64 | 256 | 200 | 1,234 |",
+                         "| 128x128 | 256 | 50 | – |"]  # fmt: skip
+
+
+LOCAL_PATH = re.compile(r"(?<![\w.~])/(tmp|work|root|home|Users|private|var/folders)/")
+
+
+def _generated_parts(text: str) -> str:
+    """The generated blocks of a page (a page may hold hand-written examples with /tmp paths elsewhere)."""
+    return "\n".join(re.findall(re.escape(reproduce.BLOCK_BEGIN) + r".*?" + re.escape(reproduce.BLOCK_END), text,
+                                 re.S))  # fmt: skip
+
+
+def test_committed_docs_are_what_the_generators_render():
+    """docs/benchmarks.md, docs/reproduction.md and every generated table in docs/*.md are exactly what
+    bench/report.py and bench/reproduce.py render from the committed results/ CSVs (and configs/): one
+    source of truth, and re-rendering changes nothing. Fails after a CSV or a config changed without
+    `python bench/reproduce.py --render` / `python bench/report.py`. None holds a machine-local path."""
+    bench_md = REPO_ROOT / "docs" / "benchmarks.md"
+    assert report.rendered_doc(report.Args()) == bench_md.read_text(), "stale: run python bench/report.py"
+    docs = reproduce.rendered_docs(reproduce.Args())
+    for page in ("bc.md", "sac.md"):  # their results tables are generated blocks
+        assert REPO_ROOT / "docs" / page in docs
+    for path, text in docs.items():
+        rel = path.relative_to(REPO_ROOT)
+        assert path.read_text() == text, f"{rel} is stale: run python bench/reproduce.py --render"
+        generated = text if path.name == "reproduction.md" else _generated_parts(text)
+        assert generated and not LOCAL_PATH.search(generated), f"{rel}: {LOCAL_PATH.search(generated)}"
+    assert not LOCAL_PATH.search(bench_md.read_text())
 
 
 def test_bc_results_appends_one_row_per_finished_run(tmp_path, capsys):

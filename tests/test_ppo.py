@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import assert_one_error_line, run_script
+from conftest import REPO_ROOT, assert_one_error_line, run_script
 
 from cleanrl_style import evaluate, ppo
 from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
@@ -310,3 +310,77 @@ def test_evaluate_cli_on_ppo_checkpoint_with_video(ppo_run, tmp_path):
     assert frames[0].shape == (256, 512, 3)  # two 256x256 env views tiled side by side
     # nothing was written next to the checkpoint
     assert not (ppo_run / "videos").exists()
+
+
+@pytest.mark.parametrize("script", ["ppo", "ppo_rgb"])
+def test_ppo_resume_after_kill(tmp_path, script):
+    """kill -9 a run once it has written last.pt, then --resume it to the full step count: the
+    iterations continue after the checkpoint's, and metrics.csv reads as one run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    flags = [
+        "--env-id",
+        "PushCube",
+        "--num-envs",
+        "1",
+        "--num-eval-envs",
+        "1",
+        "--num-steps",
+        "4",
+        "--num-minibatches",
+        "1",
+        "--total-timesteps",
+        "40",
+        "--eval-freq",
+        "8",
+        "--num-eval-episodes",
+        "1",
+        "--max-episode-steps",
+        "5",
+        "--sim-backend",
+        "cpu",
+        "--runs-dir",
+        str(runs),
+    ]
+    flags += ["--hidden-dim", "8"] if script == "ppo" else ["--image-size", "36", "--feature-dim", "8"]
+    p = subprocess.Popen(
+        [sys.executable, f"cleanrl_style/{script}.py", *flags],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 300
+        while not list(runs.glob("*/last.pt")):
+            assert p.poll() is None, p.stderr.read().decode()
+            assert time.time() < deadline, "no last.pt after 300 s"
+            time.sleep(0.02)
+        os.killpg(p.pid, signal.SIGKILL)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        p.stderr.close()
+    (run_dir,) = list(runs.iterdir())
+    killed_at = load_checkpoint(run_dir / "last.pt")["train_state"]["global_step"]
+    assert 8 <= killed_at < 40 and not (run_dir / "final_eval.json").exists()
+
+    r = run_script(f"cleanrl_style/{script}.py", "--resume", str(run_dir))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resumed at step {killed_at}" in r.stdout
+    assert json.loads((run_dir / "final_eval.json").read_text())["step"] == 40
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = [(int(r["step"]), r["name"]) for r in csv.DictReader(f)]
+    assert len(rows) == len(set(rows)), "a (step, name) row was logged twice"
+    steps = [s for s, _ in rows]
+    assert steps == sorted(steps)
+    assert [s for s, n in rows if n == "eval/success_once"] == [8, 16, 24, 32, 40]
+    assert sorted({s for s, n in rows if n == "time/sps"}) == list(range(4, 41, 4))
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["step"] == 40 and ckpt["train_state"]["iteration"] == 10
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["resumed"][0]["step"] == killed_at
