@@ -55,7 +55,7 @@ from cleanrl_style.lib.runs import (
     close_run,
     run,
 )
-from cleanrl_style.lib.sac_update import SacUpdater, log_sac_iteration, make_sac_updates
+from cleanrl_style.lib.sac_update import SacLog, SacUpdater, make_sac_updates
 
 
 @dataclass
@@ -383,19 +383,15 @@ def main(args: Args):
         )
 
     evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
-    updates_from = args.learning_starts  # no gradient step until global_step exceeds this
     if ckpt:  # the encoder too, which the critics share, critics, optimizers, counters
         updater.load_state(restore_common(ckpt, policy, evaluator))
         if not restore_replay(rb, replay_path, args.save_replay):
-            updates_from = start_step + args.learning_starts
+            updater.updates_from = start_step + args.learning_starts
 
-    last_log_step = start_step
     stats = EpisodeStats()
-    rollout_s = 0.0
-    start = time.time()
+    sac_log = SacLog(run_log, args.log_freq, start_step, num_envs)
     for iteration in range(start_step // num_envs + 1, num_iterations + 1):
         global_step += num_envs
-        log_now = global_step - last_log_step >= args.log_freq or iteration == num_iterations
         t0 = time.time()
         with torch.no_grad():
             # uniform random actions only in a run's first --learning-starts steps: a run resumed later
@@ -414,17 +410,11 @@ def main(args: Args):
         rb.add_step(action, reward, *bootstrap_flags(terminated, truncated, args.bootstrap_at_done), final)
         stats.add(info)
         obs = next_obs
-        rollout_s += time.time() - t0
+        sac_log.rollout_s += time.time() - t0
 
-        # ---- updates (--utd gradient steps per env step)
-        if global_step > updates_from and rb.num_transitions > 0:
-            updater(rb, num_envs)
-
-        # ---- logging
-        if log_now:
-            iters = max(1, (global_step - last_log_step) // num_envs)
-            log_sac_iteration(run_log, global_step, start_step, start, stats, updater, rollout_s, iters, num_envs, rb)
-            last_log_step, rollout_s = global_step, 0.0
+        # ---- updates (--utd gradient steps per env step), logging
+        updater.maybe_update(rb, num_envs, global_step)
+        sac_log.maybe_log(global_step, stats, updater, rb, force=iteration == num_iterations)
 
         # ---- evaluation + checkpoints (last.pt every eval, best.pt by eval success)
         evaluator.maybe_evaluate(global_step, force=iteration == num_iterations)

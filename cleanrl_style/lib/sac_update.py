@@ -114,6 +114,12 @@ class SacUpdater:
         self.critic_logs: Optional[TensorDict] = None
         self.actor_logs: Optional[TensorDict] = None
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.updates_from = args.learning_starts  # no gradient step until global_step exceeds this
+
+    def maybe_update(self, rb, num_env_steps: int, global_step: int) -> None:
+        """The updates of one iteration, once past `updates_from` and with a sampleable buffer."""
+        if global_step > self.updates_from and rb.num_transitions > 0:
+            self(rb, num_env_steps)
 
     def __call__(self, rb, num_env_steps: int) -> None:
         a = self.args
@@ -163,35 +169,31 @@ class SacUpdater:
         self.num_updates, self.grad_budget = int(state["num_updates"]), float(state["grad_budget"])
 
 
-def log_sac_iteration(
-    run_log,
-    global_step: int,
-    start_step: int,
-    start_time: float,
-    episode_stats,
-    updater: SacUpdater,
-    rollout_s: float,
-    iters: int,
-    num_envs: int,
-    rb,
-) -> None:
-    """losses/, charts/ and time/ metrics since the last log (time/sps counts this process's steps)."""
-    logs = episode_stats.read()
-    logs.update(updater.losses())
-    logs.update(
-        {
-            "time/sps": (global_step - start_step) / (time.time() - start_time),
-            "time/update_s": updater.update_s / iters,
-            "time/rollout_s": rollout_s / iters,
-            "time/env_fps": iters * num_envs / max(rollout_s, 1e-9),
-            "charts/buffer_transitions": rb.num_transitions,
-            "charts/num_updates": updater.num_updates,
-        }
-    )
-    run_log.log(global_step, logs)
-    run_log.progress(
-        global_step,
-        sps=f"{logs['time/sps']:.0f}",
-        **({"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}),
-    )
-    updater.update_s = 0.0
+class SacLog:
+    """Logs losses/, charts/ and time/ every `log_freq` env steps (and at the last iteration); the loop
+    adds its rollout time to `rollout_s`. time/sps counts the steps of this process (after a resume too)."""
+
+    def __init__(self, run_log, log_freq: int, start_step: int, num_envs: int):
+        self.run_log, self.log_freq, self.start_step, self.num_envs = run_log, log_freq, start_step, num_envs
+        self.last_step, self.rollout_s, self.start = start_step, 0.0, time.time()
+
+    def maybe_log(self, global_step: int, episode_stats, updater: SacUpdater, rb, force: bool = False) -> None:
+        if not force and global_step - self.last_step < self.log_freq:
+            return
+        iters = max(1, (global_step - self.last_step) // self.num_envs)
+        logs = episode_stats.read()
+        logs.update(updater.losses())
+        logs.update(
+            {
+                "time/sps": (global_step - self.start_step) / (time.time() - self.start),
+                "time/update_s": updater.update_s / iters,
+                "time/rollout_s": self.rollout_s / iters,
+                "time/env_fps": iters * self.num_envs / max(self.rollout_s, 1e-9),
+                "charts/buffer_transitions": rb.num_transitions,
+                "charts/num_updates": updater.num_updates,
+            }
+        )
+        self.run_log.log(global_step, logs)
+        success = {"train_success": logs["charts/success_once"]} if "charts/success_once" in logs else {}
+        self.run_log.progress(global_step, sps=f"{logs['time/sps']:.0f}", **success)
+        self.last_step, self.rollout_s, updater.update_s = global_step, 0.0, 0.0
