@@ -69,7 +69,7 @@ def main(args: Args) -> dict:
         control_mode=spec["control_mode"],
         sim_backend=backend,
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
         video_dir=str(out_dir) if args.video else None,
         env_kwargs=spec.get("env_kwargs"),

@@ -26,7 +26,7 @@ from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags
 from cleanrl_style.lib.nets import RunningMeanStd, tanh_mlp
 from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
-from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae, final_obs_values
 from cleanrl_style.lib.runs import (
     RunLogger,
     UserError,
@@ -220,7 +220,7 @@ def main(args: Args):
         control_mode=args.control_mode,
         sim_backend=backend,
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         max_episode_steps=args.max_episode_steps,
         video_dir=run_log.video_dir if args.capture_video else None,
     )
@@ -302,9 +302,7 @@ def main(args: Args):
             terminated, truncated = bootstrap_flags(terminated, truncated, args.bootstrap_at_done)
             terminated_buf[step], dones_buf[step] = terminated, terminated | truncated
             if "_final_info" in info:
-                done = info["_final_info"]
-                with torch.no_grad():
-                    final_values[step, done] = value_fn(info["final_observation"][done])
+                final_values[step] = final_obs_values(value_fn, info["final_observation"], info["_final_info"])
             episode_stats.add(info)
         rollout_s = time.time() - t0
 

@@ -27,7 +27,7 @@ from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags
 from cleanrl_style.lib.nets import NatureCNN, RunningMeanStd, layer_init
 from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
-from cleanrl_style.lib.returns import bootstrap_flags, compute_gae
+from cleanrl_style.lib.returns import bootstrap_flags, compute_gae, final_obs_values
 from cleanrl_style.lib.runs import (
     RunLogger,
     UserError,
@@ -300,7 +300,7 @@ def main(args: Args):
         args.num_eval_envs,
         args.obs_mode,
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
         **env_kw,
     )
@@ -395,11 +395,9 @@ def main(args: Args):
             raw_obs, reward, terminated, truncated, info = envs.step(action)
             done = terminated | truncated
             if "_final_info" in info:
-                fmask = info["_final_info"]
                 final = info["final_observation"]
-                final_stacked = {"rgb": stacker.peek(final["rgb"])[fmask], "state": final["state"][fmask]}
-                with torch.no_grad():
-                    final_values[step, fmask] = value_fn(net_input(final_stacked))
+                final_stacked = {"rgb": stacker.peek(final["rgb"]), "state": final["state"]}
+                final_values[step] = final_obs_values(value_fn, net_input(final_stacked), info["_final_info"])
             episode_stats.add(info)
             obs = stacker.step(raw_obs, done)
             rewards_buf[step] = reward * args.reward_scale

@@ -324,3 +324,30 @@ def test_two_envs_reset_together_without_partial_reset(async_eval_env):
     # both started a new episode: the next step is ordinary for both
     _, _, _, trunc, info = env.step(env.sample_actions())
     assert not trunc.any() and "_final_info" not in info
+
+
+def test_render_backend_uses_the_gpu_renderer_wherever_cuda_is_present():
+    """The CPU sim renders with the GPU renderer on a CUDA host (lavapipe only where there is no CUDA)."""
+    from cleanrl_style.lib.envs import render_backend_for
+
+    assert render_backend_for("physx_cpu", cuda_available=True) == "gpu"
+    assert render_backend_for("physx_cpu", cuda_available=False) == "cpu"
+    assert render_backend_for("physx_cuda", cuda_available=True) == "gpu"
+
+
+def test_make_env_asks_maniskill_for_the_renderer_render_backend_for_picks(monkeypatch):
+    import gymnasium as gym
+
+    from cleanrl_style.lib import envs
+
+    seen = {}
+
+    def fake_make(env_id, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(gym, "make", fake_make)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(RuntimeError, match="stop here"):
+        envs._gym_make("PickCube-v1", 1, "rgb", 64, None, None, "physx_cpu", None, None, 64, False, None)
+    assert seen["sim_backend"] == "physx_cpu" and seen["render_backend"] == "gpu"

@@ -384,3 +384,21 @@ def test_ppo_resume_after_kill(tmp_path, script):
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["step"] == 40 and ckpt["train_state"]["iteration"] == 10
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["resumed"][0]["step"] == killed_at
+
+
+@pytest.mark.parametrize("ended", [[True, False, False], [False, False, True], [True, True, True]])
+def test_final_obs_values_sees_the_whole_batch_and_keeps_only_ended_rows(ended):
+    """PPO's V(final obs): the value function always gets the full batch (one shape: no --compile
+    recompiles for a varying number of finished envs; no masked indexing: no device sync)."""
+    from cleanrl_style.lib.returns import final_obs_values
+
+    shapes = []
+
+    def value_fn(x):
+        shapes.append(tuple(x.shape))
+        return x.sum(-1)
+
+    obs = torch.arange(12.0).reshape(3, 4)
+    out = final_obs_values(value_fn, obs, torch.tensor(ended))
+    assert shapes == [(3, 4)]
+    assert torch.equal(out, torch.where(torch.tensor(ended), obs.sum(-1), torch.zeros(3)))

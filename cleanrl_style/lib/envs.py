@@ -120,6 +120,14 @@ def env_device(backend: str) -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if backend == "gpu" else torch.device("cpu")
 
 
+def render_backend_for(sim_backend: str, cuda_available: bool) -> str:
+    """SAPIEN's renderer for a ManiSkill sim backend: the GPU renderer wherever CUDA is present, also
+    under the CPU sim (physx_cpu), where rendering on the CPU (lavapipe) is ~25 RGB frames/s, fails on
+    hosts that have an NVIDIA driver but no CPU Vulkan driver, and differs from the renderer a GPU
+    machine's demo conversion used; the CPU renderer only where there is no CUDA."""
+    return "gpu" if cuda_available or sim_backend != "physx_cpu" else "cpu"
+
+
 def _size_hw(image_size: Union[int, Sequence[int]]) -> tuple[int, int]:
     if isinstance(image_size, int):
         return image_size, image_size
@@ -209,6 +217,7 @@ def _gym_make(
     video_size,
     render,
     env_kwargs,
+    reconfigure=False,  # handled by VecEnv.reset
 ):
     import gymnasium as gym
     import mani_skill.envs  # noqa: F401
@@ -218,7 +227,7 @@ def _gym_make(
         num_envs=num_envs,
         obs_mode=("rgb+depth" if obs_mode == "rgbd" else obs_mode),
         sim_backend=sim_backend,
-        render_backend=("cpu" if sim_backend == "physx_cpu" else "gpu"),
+        render_backend=render_backend_for(sim_backend, torch.cuda.is_available()),
         sensor_configs=dict(width=w, height=h),
         human_render_camera_configs=dict(width=video_size, height=video_size),
     )
@@ -237,12 +246,38 @@ def _gym_make(
     return env
 
 
+def _frame_grabber(env):
+    """While recording, renders right after every env step, inside the vector env, i.e. before it
+    auto-resets finished episodes: the frame of an episode's last step shows the state the episode
+    ended in. (Rendering after the vector env's step would show the next episode's first state, an
+    unseeded reset that differs from process to process.)"""
+    import gymnasium as gym
+
+    class FrameGrabber(gym.Wrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.recording = False
+            self.last_frame = None
+
+        def set_recording(self, on: bool) -> None:
+            self.recording, self.last_frame = bool(on), None
+
+        def step(self, action):
+            out = self.env.step(action)
+            if self.recording:
+                self.last_frame = self.env.render()
+            return out
+
+    return FrameGrabber(env)
+
+
 def _make_single_cpu_env(cfg: dict, partial_reset: bool):
     """One physx_cpu env (physx_cpu allows one env per process), numpy in / numpy out."""
     from mani_skill.utils.wrappers.gymnasium import CPUGymWrapper
 
     env = _gym_make(num_envs=1, sim_backend="physx_cpu", **cfg)
-    return CPUGymWrapper(env, ignore_terminations=not partial_reset, record_metrics=True)
+    env = CPUGymWrapper(env, ignore_terminations=not partial_reset, record_metrics=True)
+    return _frame_grabber(env) if cfg["render"] else env
 
 
 def _to_torch(x, device, float_dtype=torch.float32):
@@ -277,6 +312,7 @@ class VecEnv:
 
         self.env_id, self.num_envs, self.obs_mode, self.backend = env_id, num_envs, obs_mode, backend
         self.partial_reset = partial_reset
+        self.reconfigure = bool(cfg.get("reconfigure"))
         self.cfg = cfg
         self.video_dir = video_dir
         self._frames: list[np.ndarray] = []
@@ -294,6 +330,8 @@ class VecEnv:
                         f"try a smaller --num-envs or --image-size"
                     ) from e
                 raise
+            if cfg["render"]:  # under ManiSkillVectorEnv: it renders before the auto-reset
+                env = self._grabber = _frame_grabber(env)
             self.env = ManiSkillVectorEnv(env, num_envs, ignore_terminations=not partial_reset, record_metrics=True)
             self.device = torch.device(self.env.device)
             space = self.env.single_action_space
@@ -365,7 +403,9 @@ class VecEnv:
     def reset(self, seed: Union[None, int, Sequence[int]] = None):
         if isinstance(seed, int):
             seed = [seed + i for i in range(self.num_envs)]
-        obs, info = self.env.reset(seed=seed)
+        # reconfigure=True: this reset rebuilds the scene (a fresh asset/variation draw from the seeds);
+        # the auto-reset that ends each episode does not, so an evaluation batch is built exactly once
+        obs, info = self.env.reset(seed=seed, options={"reconfigure": True} if self.reconfigure else None)
         obs = self._obs(obs)
         if self.recording:
             self._grab_frame()
@@ -392,7 +432,7 @@ class VecEnv:
             term = torch.as_tensor(np.asarray(term, dtype=bool))
             trunc = torch.as_tensor(np.asarray(trunc, dtype=bool))
         if self.recording:
-            self._grab_frame()
+            self._grab_frame(after_step=True)
         return obs, rew.reshape(-1), term.reshape(-1), trunc.reshape(-1), out
 
     def state_layout(self) -> list[tuple[str, int]]:
@@ -421,18 +461,28 @@ class VecEnv:
         u = torch.rand(self.num_envs, self.action_dim, device=self.device)
         return self.action_low + u * (self.action_high - self.action_low)
 
-    # -- video: frames of all envs tiled into one grid per step
+    # -- video: frames of all envs tiled into one grid per step; a step's frame shows the state that step
+    #    reached (for a finished episode its end state, not the auto-reset that follows)
     def start_video(self):
         if self.video_dir is None:
             raise RuntimeError("make_env(video_dir=...) is needed to record video")
         self._frames, self.recording = [], True
+        self._set_grabbing(True)
 
-    def _grab_frame(self):
+    def _set_grabbing(self, on: bool) -> None:
         if self.batched:
-            imgs = self.env.render()
+            self._grabber.set_recording(on)
+        else:
+            self.env.call("set_recording", on)
+
+    def _grab_frame(self, after_step: bool = False):
+        """After a reset: render now. After a step: the frame the grabber rendered before auto-resets."""
+        if self.batched:
+            imgs = self._grabber.last_frame if after_step else self.env.render()
             imgs = imgs.cpu().numpy() if torch.is_tensor(imgs) else np.asarray(imgs)
         else:
-            imgs = np.stack([np.asarray(f) for f in self.env.call("render")])
+            frames = self.env.get_attr("last_frame") if after_step else self.env.call("render")
+            imgs = np.stack([np.asarray(f) for f in frames])
         if imgs.ndim == 3:
             imgs = imgs[None]
         self._frames.append(tile_images(imgs))
@@ -440,6 +490,8 @@ class VecEnv:
     def stop_video(self, name: str, fps: int = 20) -> Optional[str]:
         """Write the frames recorded since start_video() to video_dir/name.mp4; returns the path
         (None when nothing was recorded or no video writer is available)."""
+        if self.recording and not self.closed:
+            self._set_grabbing(False)
         self.recording = False
         frames, self._frames = self._frames, []
         if not frames:
@@ -489,6 +541,7 @@ def make_env(
     sim_backend: str = "auto",
     partial_reset: bool = True,
     reconfiguration_freq: Optional[int] = None,
+    reconfigure: bool = False,
     seed: Optional[int] = None,
     video_dir: Optional[str] = None,
     max_episode_steps: Optional[int] = None,
@@ -500,8 +553,11 @@ def make_env(
 
     obs_mode: state | rgb | rgbd. image_size: int or (H, W). cameras: subset of the task's
     sensor cameras (default: all, stacked on channels). partial_reset=False ignores terminations
-    (fixed-length episodes, for evaluation). reconfiguration_freq=1 re-samples object assets every
-    reset (fair evaluation). seed: if given, the envs are reset once with seeds seed..seed+N-1.
+    (fixed-length episodes, for evaluation). reconfigure=True rebuilds the scene (re-samples object
+    assets) at every `reset()` call and never at the auto-resets: the evaluation protocol, one build per
+    batch of episodes (ManiSkill's reconfiguration_freq=1 would also rebuild at the auto-reset that ends
+    each batch, i.e. twice per batch). reconfiguration_freq is passed to ManiSkill as it is.
+    seed: if given, the envs are reset once with seeds seed..seed+N-1.
     video_dir: enables start_video()/stop_video() (renders the task's human camera).
     """
     if obs_mode not in ("state", "rgb", "rgbd"):
@@ -512,7 +568,9 @@ def make_env(
     backend = resolve_sim_backend(sim_backend)
     if backend == "batched-cpu" and num_envs != 1:
         raise UserError(f"the batched-cpu backend runs one physx_cpu env per process (got --num-envs {num_envs})")
-    if backend == "gpu" and partial_reset and reconfiguration_freq:
+    if reconfigure and reconfiguration_freq:
+        raise ValueError("make_env: give reconfigure=True or reconfiguration_freq, not both")
+    if backend == "gpu" and partial_reset and (reconfiguration_freq or reconfigure):
         raise UserError(
             "partial resets cannot be combined with reconfiguration (reconfiguration_freq > 0) on the GPU sim"
         )
@@ -525,6 +583,7 @@ def make_env(
         cameras=cameras,
         control_mode=control_mode,
         reconfiguration_freq=reconfiguration_freq,
+        reconfigure=reconfigure,
         max_episode_steps=max_episode_steps,
         video_size=video_size,
         render=video_dir is not None,
@@ -538,7 +597,7 @@ def make_env(
 
 def env_spec(env: VecEnv) -> dict:
     """What a checkpoint needs to rebuild the same env and check obs compatibility."""
-    cfg = {k: v for k, v in env.cfg.items() if k not in ("render", "video_size")}
+    cfg = {k: v for k, v in env.cfg.items() if k not in ("render", "video_size", "reconfigure")}
     cfg["image_size"] = list(_size_hw(cfg["image_size"]))
     cfg["cameras"] = list(cfg["cameras"]) if cfg["cameras"] else None
     return dict(cfg, obs_shapes={k: list(v) for k, v in env.obs_shapes.items()}, action_dim=env.action_dim)

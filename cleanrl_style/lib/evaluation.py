@@ -1,8 +1,9 @@
 """Evaluation: the fair protocol every script shares, and training-episode statistics.
 
-Protocol (ManiSkill's): dedicated eval envs made with partial_reset=False and
-reconfiguration_freq=1, deterministic actions, episode i seeded with seed + i, metrics
-success_once, success_at_end, return, episode_len per episode.
+Protocol (ManiSkill's): dedicated eval envs made with partial_reset=False and reconfigure=True (the
+scene is rebuilt at each batch's seeded reset, once per batch: lib/envs.make_env), deterministic
+actions, episode i seeded with seed + i, metrics success_once, success_at_end, return, episode_len
+per episode.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def evaluate(
 ) -> dict:
     """Run `num_episodes` episodes with a deterministic `policy(obs) -> action` (optionally with a
     `reset()` method, called after every env reset) on a dedicated
-    eval env (made with partial_reset=False, reconfiguration_freq=1). Episode i uses seed
+    eval env (made with partial_reset=False, reconfigure=True). Episode i uses seed
     `seed + i` when a seed is given. Returns mean metrics plus the per-episode lists; writes
     `<video_dir>/<video_name>.mp4` of the first batch of episodes when video_name is given."""
     if env.partial_reset:

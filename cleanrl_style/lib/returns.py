@@ -80,3 +80,12 @@ def soft_td_target(
     """SAC's target: G + discount * (min_i Q_target_i(s', a') - alpha * log pi(a'|s')), a' ~ pi(s').
     discount is 0 after a termination, so nothing is bootstrapped there."""
     return returns + discount * (next_q - alpha * next_log_prob)
+
+
+@torch.no_grad()
+def final_obs_values(value_fn, final_obs, ended: torch.Tensor) -> torch.Tensor:
+    """V(final observation) where an episode ended this step, 0 elsewhere (N,). value_fn sees the whole
+    batch every time: one input shape (no recompiles under --compile) and no masked indexing (which reads
+    the mask back to the host: a device sync per step on the GPU)."""
+    v = value_fn(final_obs)
+    return torch.where(ended.to(v.device), v, torch.zeros_like(v))
