@@ -2,9 +2,14 @@
 # make test       - setup if needed, then lint and the test suite (CPU is enough)
 # make lint       - ruff: lint rules and formatting (pyproject.toml [tool.ruff])
 # make quickstart - setup if needed, then train + evaluate a small policy (PushCube on CPU, PickCube on GPU), with an eval video
+# make gpu-check  - GPU preflight (bench/gpu_check.py, <10 min): envs, replay, training modes, BC, eval memory,
+#                   benchmark rows; pass/fail table, rows in results/gpu_check.csv. No setup (the GPU box has no
+#                   package index): .venv/bin/python if present, else python3. GPU_CHECK_ARGS="--only env" etc.
 PY := .venv/bin/python
+GPU_PY := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+GPU_CHECK_ARGS ?=
 
-.PHONY: setup test test-fast lint quickstart clean-runs
+.PHONY: setup test test-fast lint quickstart clean-runs gpu-check
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +26,9 @@ test-fast: setup
 
 quickstart: setup
 	@bash scripts/quickstart.sh
+
+gpu-check:
+	@$(GPU_PY) bench/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean-runs:
 	rm -rf runs/quickstart

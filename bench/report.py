@@ -25,7 +25,7 @@ from typing import Optional
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _shared, train_sps  # noqa: E402
+from bench import _shared, gpu_check, train_sps  # noqa: E402
 from cleanrl_style.lib.runs import UserError, atomic_write_bytes, atomic_write_text, run  # noqa: E402
 
 f = _shared.to_float
@@ -570,6 +570,7 @@ def render(args: Args, env: dict, train: dict, plots: dict[str, Optional[Path]])
         "python bench/report.py                                    # re-render this page and the plots",
         "```",
         "",
+        *gpu_check.doc_section(),
         "## Add your GPU",
         "",
         "On a machine with an NVIDIA GPU (CUDA torch, ManiSkill's Vulkan renderer working; see "
