@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -28,7 +29,14 @@ import tyro
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.augment import random_shift
 from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
-from cleanrl_style.lib.demos import demo_env_kwargs, demo_image_spec, demos_record_actor, load_demos, read_demo_info
+from cleanrl_style.lib.demos import (
+    demo_env_kwargs,
+    demo_image_spec,
+    demo_sim_backend,
+    demos_record_actor,
+    load_demos,
+    read_demo_info,
+)
 from cleanrl_style.lib.evaluation import Evaluator
 from cleanrl_style.lib.nets import Actor, PixelEncoder, mlp
 from cleanrl_style.lib.runs import (
@@ -124,7 +132,8 @@ class Args:
     """log losses every this many gradient steps"""
 
     sim_backend: str = "auto"
-    """auto, gpu or cpu (evaluation envs; the learner uses CUDA when present)"""
+    """auto, gpu or cpu: the evaluation envs' sim (auto: the backend the demos were converted with, since
+    end-effector controllers act differently on each; the learner uses CUDA whenever it is present)"""
     runs_dir: str = "runs"
     """parent directory of run directories"""
     exp_name: Optional[str] = None
@@ -355,6 +364,12 @@ class EvalPolicy(nn.Module):
 
     @torch.no_grad()
     def forward(self, obs) -> torch.Tensor:
+        """obs on the env's device (which may differ from the learner's: CUDA learner, CPU-sim evaluation)
+        -> actions on the env's device."""
+        env_device = (obs["state"] if isinstance(obs, dict) else obs).device
+        return self._act(_on_device(obs, self.norm.keep.device)).to(env_device)
+
+    def _act(self, obs) -> torch.Tensor:
         state, rgb = self._push(obs)
         H = self.model.chunk_size
         if H == 1:
@@ -379,6 +394,10 @@ class EvalPolicy(nn.Module):
         return (preds * w[None, :, None]).sum(1) / w.sum()
 
 
+def _on_device(obs, device: torch.device):
+    return {k: v.to(device) for k, v in obs.items()} if isinstance(obs, dict) else obs.to(device)
+
+
 def build_policy(model_kwargs: dict, args: dict, device) -> EvalPolicy:
     model = BCPolicy(**model_kwargs["model"]).to(device)
     norm = Normalizer.empty(model_kwargs["n_keep"], model_kwargs["model"]["action_dim"]).to(device)
@@ -396,6 +415,23 @@ def load_policy(ckpt: dict, device: torch.device):
 
 
 # ----------------------------------------------------------------------------- flags
+def eval_backend(requested: str, demo_backend: Optional[str], control_mode: Optional[str]) -> str:
+    """The evaluation envs' backend. `auto` is the demos' own backend: the same action means different
+    joint targets on the two sims for end-effector control (mani_skill 3.0.1: iterative IK on the CPU,
+    one damped-least-squares step on the GPU), so a policy cloned from CPU-converted demos is judged on
+    the CPU sim. An explicit backend that differs from the demos' is used, with a warning."""
+    if requested == "auto" and demo_backend is not None:
+        return envs_lib.resolve_sim_backend(demo_backend)
+    backend = envs_lib.resolve_sim_backend(requested)
+    if demo_backend is not None and backend.replace("batched-", "") != demo_backend:
+        ik = " (end-effector control: the IK differs between the backends)" if "ee" in (control_mode or "") else ""
+        print(
+            f"bc: warning: the demos were converted on the {demo_backend} sim, evaluation runs on {backend}{ik}; "
+            f"the success measured here is not the one the demos' own backend would give"
+        )
+    return backend
+
+
 def resolve_args(args: Args, backend: str) -> Args:
     """Check every flag that needs no demo file (one line, exit 2) and write the policy-, mode- and
     backend-dependent defaults back into args, so config.yaml and checkpoints record the values used."""
@@ -483,9 +519,14 @@ def check_demo_args(args: Args, info: dict) -> None:
 def main(args: Args):
     if args.resume:
         args, _ = resume_args(args, "bc")
-    backend = envs_lib.resolve_sim_backend(args.sim_backend)
+    if args.demo_path and Path(args.demo_path).is_file():  # the eval backend follows the demos (eval_backend)
+        info = read_demo_info(args.demo_path)
+        backend = eval_backend(args.sim_backend, demo_sim_backend(info, args.demo_path), info["control_mode"])
+    else:  # resolve_args / read_demo_info say what is missing
+        backend = envs_lib.resolve_sim_backend(args.sim_backend)
     args = resolve_args(args, backend)
     info = read_demo_info(args.demo_path)
+    args.sim_backend = backend  # what was used goes into config.yaml and the checkpoints
     resolve_defaults(args, info)
     check_demo_args(args, info)
     envs_lib.configure_torch_threads(backend)  # 1 thread on CPU: the eval envs' workers need the cores
@@ -525,7 +566,7 @@ def main(args: Args):
         control_mode=info["control_mode"],
         sim_backend=backend,
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         max_episode_steps=args.max_episode_steps,
         video_dir=run_log.video_dir if args.capture_video else None,
         env_kwargs=demo_env_kwargs(info),

@@ -363,6 +363,7 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
                 "-o",
                 _ms_obs_mode(obs_mode),
                 "--save-traj",
+                "--record-rewards",  # in the env's default reward mode: the one the RL scripts train with
                 "-n",
                 "1",
                 "-b",

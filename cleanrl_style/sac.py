@@ -17,6 +17,11 @@ Resuming (`--resume RUN_DIR`): last.pt carries the critics, the optimizers, the 
 states and the counters. The replay buffer is only saved with `--save-replay`; without it the
 resumed run refills the buffer with the current policy for `--learning-starts` env steps before it
 updates again.
+
+Fine-tuning from demonstrations (docs/finetune.md), with the flags of sac_rgb.py: `--init-from` a
+bc.py `--policy gaussian` checkpoint from state (state normalisation and actor), `--demos`,
+`--critic-warmup-steps`, `--bc-coef`/`--bc-decay-steps`, `--num-q`. The policy is a fixed StateNorm
+(identity unless it comes from BC) in front of the actor; the critics see the same normalised state.
 """
 
 from __future__ import annotations
@@ -26,13 +31,15 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import torch
+import torch.nn as nn
 import tyro
 
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
-from cleanrl_style.lib.nets import Actor, QEnsemble, QNetwork
+from cleanrl_style.lib.finetune import check_finetune_flags, init_spec, load_demo_replay, load_init, load_init_learner
+from cleanrl_style.lib.nets import Actor, QEnsemble, QNetwork, StateNorm
 from cleanrl_style.lib.replay import (
     ReplayBuffer,
     check_memory,
@@ -89,8 +96,9 @@ class Args:
     batch_size: int = 1024
     """transitions per gradient step"""
     learning_starts: int = 4_000
-    """env steps of uniform random actions before the first gradient step (after a --resume without
-    a saved buffer: env steps of the current policy that refill the buffer before updates resume)"""
+    """env steps before the first gradient step, acting with uniform random actions (with --init-from:
+    with the loaded policy; after a --resume without a saved buffer: env steps of the current policy
+    that refill the buffer before updates resume)"""
     utd: float = 0.5
     """gradient steps per env step (update-to-data ratio); fractions carry over between iterations"""
     gamma: float = 0.8
@@ -117,6 +125,24 @@ class Args:
     """MLP width (3 hidden layers for actor and critics)"""
     q_layer_norm: bool = True
     """LayerNorm in the critics (ManiSkill's SAC default)"""
+    num_q: int = 2
+    """critics in the ensemble; above 2 the target takes the minimum of a random pair and the actor the
+    ensemble mean (RLPD uses 10)"""
+    demos: Optional[str] = None
+    """ManiSkill trajectory file (collect_demos.py --obs-mode state) of this task and control mode, with
+    rewards: loaded into a second replay store that every batch samples from"""
+    demo_ratio: float = 0.5
+    """fraction of every batch drawn from --demos (RLPD's symmetric sampling: 0.5); in [0, 1)"""
+    init_from: Optional[str] = None
+    """start from this checkpoint: a bc.py --policy gaussian one from state (state normalisation and
+    actor; its hidden size is adopted) or a sac.py one (policy; critics and temperature too from a
+    last.pt). The loaded policy is evaluated before any update (the curve's first point)"""
+    critic_warmup_steps: int = 0
+    """gradient steps that train only the critics before the first actor step"""
+    bc_coef: float = 0.0
+    """weight of a BC term ||mu(s) - a_demo||^2 on the demo rows of each batch in the actor loss (needs --demos)"""
+    bc_decay_steps: int = 0
+    """anneal --bc-coef linearly to 0 over this many actor steps (0: constant)"""
     torch_threads: Optional[int] = None
     """torch CPU threads (default: 1 on the CPU backend unless OMP_NUM_THREADS is set, torch's choice on GPU)"""
     log_freq: int = 5_000
@@ -143,6 +169,35 @@ class Args:
     resume: Optional[str] = None
     """continue the run in this run directory from its last.pt, with the flags it was started with (a
     larger --total-timesteps extends it); metrics.csv and TensorBoard continue in place"""
+
+
+# ----------------------------------------------------------------------------- networks
+class StatePolicy(nn.Module):
+    """A fixed StateNorm (identity, or a BC checkpoint's state selection and statistics) in front of the
+    tanh-Gaussian actor: everything a checkpoint needs to act. The critics see the same StateNorm output."""
+
+    def __init__(self, in_dim: int, action_dim: int, hidden_dim: int = 256, state_in_dim: Optional[int] = None):
+        super().__init__()
+        self.state_norm = StateNorm(state_in_dim or in_dim, in_dim)
+        self.actor = Actor(in_dim, action_dim, hidden_dim)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor.deterministic(self.state_norm(obs))
+
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor.sample(self.state_norm(obs))[0]
+
+
+def upgrade_state_dict(sd: dict, in_dim: int) -> dict:
+    """Checkpoints written before StatePolicy held the bare actor: the same actor behind an identity StateNorm."""
+    if any(k.startswith("actor.") for k in sd):
+        return sd
+    return {
+        "state_norm.keep": torch.arange(in_dim),
+        "state_norm.mean": torch.zeros(in_dim),
+        "state_norm.std": torch.ones(in_dim),
+        **{f"actor.{k}": v for k, v in sd.items()},
+    }
 
 
 # ----------------------------------------------------------------------------- flags
@@ -173,6 +228,7 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_non_negative(args, "learning_starts", "eval_freq")
     check_unit_interval(args, "tau", low_open=True)
     check_unit_interval(args, "gamma")
+    check_finetune_flags(args)
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
     args.env_id = envs_lib.resolve_env_id(args.env_id)
@@ -199,6 +255,12 @@ def main(args: Args):
     env_bytes = max(0, free_before - measure_free(env_device))
     buffer_device = resolve_buffer_device(args.buffer_device, device)
     obs_dim, action_dim = envs.obs_shapes["state"][0], envs.action_dim
+    in_dim, init = obs_dim, None
+    if args.init_from:  # the policy takes the checkpoint's architecture (written back into args)
+        spec = dict(env_id=env_id, obs_mode="state", control_mode=args.control_mode, action_dim=action_dim)
+        init = init_spec(args.init_from, "sac", dict(spec, obs_shapes=envs.obs_shapes))
+        args.hidden_dim, in_dim = init["hidden_dim"], init["state_dim"]
+    demo_rb = load_demo_replay(args.demos, envs, "state", args, device) if args.demos else None
     obs_specs = {"state": ((obs_dim,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
@@ -208,6 +270,7 @@ def main(args: Args):
             ("replay buffer", buffer_bytes, buffer_device),
             ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
             ("training", train_bytes, device),
+            ("demo store", demo_rb.frames["state"].numel() * 4 if demo_rb else 0, device),
         ],
         env_bytes,
         buffer_size,
@@ -232,21 +295,18 @@ def main(args: Args):
         args.num_eval_envs,
         "state",
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
         **env_kw,
     )
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
 
-    model_kwargs = dict(in_dim=obs_dim, action_dim=action_dim, hidden_dim=args.hidden_dim)
-    actor = Actor(**model_kwargs).to(device).set_action_bounds(envs.action_low, envs.action_high)
-    qnets = QEnsemble(lambda: QNetwork(obs_dim, action_dim, args.hidden_dim, args.q_layer_norm), 2, device)
-    upd = make_sac_updates(actor, qnets, args, action_dim, device)
-
-    def explore(o):
-        return actor.sample(o)[0]
-
-    explore = maybe_fast(explore, args, tensordict_io=False)
+    model_kwargs = dict(in_dim=in_dim, action_dim=action_dim, hidden_dim=args.hidden_dim, state_in_dim=obs_dim)
+    policy = StatePolicy(**model_kwargs).to(device)
+    policy.actor.set_action_bounds(envs.action_low, envs.action_high)
+    qnets = QEnsemble(lambda: QNetwork(in_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)
+    upd = make_sac_updates(policy.actor, qnets, args, action_dim, device, encoder=policy.state_norm)
+    explore = maybe_fast(policy.explore, args, tensordict_io=False)
     print(
         f"sac: {env_id} backend={backend} device={device} num_envs={num_envs} obs_dim={obs_dim} "
         f"action_dim={action_dim} buffer={buffer_size:,} ({rb.T} steps x {num_envs} envs) on {buffer_device} "
@@ -255,7 +315,7 @@ def main(args: Args):
         flush=True,
     )
 
-    updater = SacUpdater(upd, qnets, args, device)
+    updater = SacUpdater(upd, qnets, args, device, demos=demo_rb)
     replay_path = run_log.dir / "replay.pt"
     global_step = start_step
 
@@ -271,17 +331,28 @@ def main(args: Args):
             args=args,
             env=envs,
             model_kwargs=model_kwargs,
-            state_dict=actor.state_dict(),
+            state_dict=policy.state_dict(),
             step=step,
             extra=dict(eval=metrics),
             train_state=ts,
         )
 
-    evaluator = Evaluator(run_log, eval_envs, actor.deterministic, args, save)
+    evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
     if ckpt:  # the actor, critics, optimizers, counters
-        updater.load_state(restore_common(ckpt, actor, evaluator))
+        ckpt["state_dict"] = upgrade_state_dict(ckpt["state_dict"], in_dim)
+        updater.load_state(restore_common(ckpt, policy, evaluator))
         if not restore_replay(rb, replay_path, args.save_replay):
             updater.updates_from = start_step + args.learning_starts
+    elif init:  # the starting policy's own success is the curve's first point
+        loaded = " with its ".join(filter(None, (load_init(init, policy), load_init_learner(init, updater))))
+        print(f"sac: --init-from {args.init_from}: loaded the {loaded}", flush=True)
+        evaluator.maybe_evaluate(0, force=True)
+    if demo_rb is not None:
+        print(
+            f"sac: --demos {args.demos}: {demo_rb.num_episodes} episodes, {demo_rb.num_transitions:,} "
+            f"transitions on {device}; {args.demo_ratio:.0%} of every batch",
+            flush=True,
+        )
 
     stats = EpisodeStats()
     sac_log = SacLog(run_log, args.log_freq, start_step, num_envs)
@@ -291,7 +362,8 @@ def main(args: Args):
         with torch.no_grad():
             # uniform random actions only in a run's first --learning-starts steps: a run resumed later
             # than that acts with its policy, also while it refills an unsaved buffer
-            action = envs.sample_actions() if global_step <= args.learning_starts else explore(obs)
+            random_phase = global_step <= args.learning_starts and not args.init_from
+            action = envs.sample_actions() if random_phase else explore(obs)
         rb.add_obs(obs)
         next_obs, reward, terminated, truncated, info = envs.step(action)
         rb.add_step(
@@ -317,10 +389,11 @@ def main(args: Args):
 
 def load_policy(ckpt: dict, device: torch.device):
     """Rebuild the deterministic policy (tanh of the Gaussian mean) from a checkpoint (evaluate.py)."""
-    actor = Actor(**ckpt["model_kwargs"]).to(device)
-    actor.load_state_dict(ckpt["state_dict"])
-    actor.eval()
-    return actor.deterministic
+    mk = ckpt["model_kwargs"]
+    policy = StatePolicy(**mk).to(device)
+    policy.load_state_dict(upgrade_state_dict(ckpt["state_dict"], mk["in_dim"]))
+    policy.eval()
+    return policy.deterministic
 
 
 if __name__ == "__main__":

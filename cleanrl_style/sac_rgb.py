@@ -16,10 +16,15 @@ lib/nets.py); this file adds the pixel parts, following DrQ-v2:
 
 Resuming (`--resume RUN_DIR`) works as in sac.py: last.pt carries the critics, the optimizers, the
 temperature, the RNG states and the counters; the replay buffer only with `--save-replay`.
+
+Fine-tuning from demonstrations (docs/finetune.md): `--init-from` a bc.py `--policy gaussian` checkpoint
+(encoder, state normalisation and actor), `--demos` in a second replay store mixed into every batch,
+`--critic-warmup-steps`, `--bc-coef`/`--bc-decay-steps`, `--num-q`; lib/finetune.py and lib/sac_update.py.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Literal, Optional
@@ -34,6 +39,7 @@ from cleanrl_style.lib.augment import AUG_CHOICES, DR_LEVELS, Augmentation, Doma
 from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
+from cleanrl_style.lib.finetune import check_finetune_flags, init_spec, load_demo_replay, load_init, load_init_learner
 from cleanrl_style.lib.nets import Actor, PixelEncoder, QEnsemble, QNetwork
 from cleanrl_style.lib.replay import (
     ReplayBuffer,
@@ -103,8 +109,9 @@ class Args:
     batch_size: int = 512
     """transitions per gradient step"""
     learning_starts: int = 4_000
-    """env steps of uniform random actions before the first gradient step (after a --resume without
-    a saved buffer: env steps of the current policy that refill the buffer before updates resume)"""
+    """env steps before the first gradient step, acting with uniform random actions (with --init-from:
+    with the loaded policy; after a --resume without a saved buffer: env steps of the current policy
+    that refill the buffer before updates resume)"""
     utd: float = 0.25
     """gradient steps per env step (update-to-data ratio); fractions carry over between iterations"""
     gamma: float = 0.8
@@ -139,6 +146,29 @@ class Args:
     """MLP width of the actor and critic heads (3 hidden layers)"""
     q_layer_norm: bool = True
     """LayerNorm in the critic heads"""
+    num_q: int = 2
+    """critics in the ensemble; above 2 the target takes the minimum of a random pair and the actor the
+    ensemble mean (RLPD uses 10)"""
+    demos: Optional[str] = None
+    """ManiSkill trajectory file (collect_demos.py) of this task in this run's obs mode, control mode and
+    image size, with rewards: loaded into a second replay store that every batch samples from"""
+    demo_ratio: float = 0.5
+    """fraction of every batch drawn from --demos (RLPD's symmetric sampling: 0.5); in [0, 1)"""
+    init_from: Optional[str] = None
+    """start from this checkpoint: a bc.py --policy gaussian one (image encoder, state normalisation and
+    actor; its feature/hidden sizes are adopted) or a sac_rgb.py one (policy; critics and temperature too
+    from a last.pt). The loaded policy is evaluated before any update (the curve's first point)"""
+    critic_warmup_steps: int = 0
+    """gradient steps that train only the critics before the first actor step (keeps a loaded actor
+    from following a random critic)"""
+    bc_coef: float = 0.0
+    """weight of a BC term ||mu(s) - a_demo||^2 on the demo rows of each batch in the actor loss (needs --demos)"""
+    bc_decay_steps: int = 0
+    """anneal --bc-coef linearly to 0 over this many actor steps (0: constant)"""
+    critic_encoder: str = "shared"
+    """shared: one image encoder, trained by the critic loss, gives the features of actor and critics
+    (DrQ); separate: the critics train their own copy of it and the policy's encoder stays as it was
+    loaded (frozen), so critic learning never moves the features a BC-initialised actor acts on"""
     torch_threads: Optional[int] = None
     """torch CPU threads (default: 1 on the CPU backend unless OMP_NUM_THREADS is set, torch's choice on GPU)"""
     log_freq: int = 5_000
@@ -181,10 +211,18 @@ class PixelPolicy(nn.Module):
         action_dim: int,
         feature_dim: int = 256,
         hidden_dim: int = 256,
+        state_in_dim: Optional[int] = None,
     ):
+        """state_in_dim: the env's state size; the encoder's StateNorm maps it to the state_dim dims the
+        heads see (identity, or a BC checkpoint's selection and statistics). None: checkpoints written
+        before StateNorm existed (the state is used as it is)."""
         super().__init__()
-        self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim)
+        self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim, state_in_dim)
         self.actor = Actor(self.encoder.out_dim, action_dim, hidden_dim)
+
+    @property
+    def state_norm(self):
+        return self.encoder.state_norm
 
     def deterministic(self, obs: dict) -> torch.Tensor:
         return self.actor.deterministic(self.encoder(obs["rgb"], obs["state"]))
@@ -244,11 +282,13 @@ def resolve_args(args: Args, backend: str) -> Args:
         raise UserError(f"sac_rgb.py --obs-mode must be rgb or rgbd (got '{args.obs_mode}'); use sac.py for state")
     check_choice("aug", args.aug, AUG_CHOICES)
     check_choice("dr", args.dr, DR_LEVELS)
+    check_choice("critic-encoder", args.critic_encoder, ("shared", "separate"))
     args.image_height, args.image_width = args.image_height or args.image_size, args.image_width or args.image_size
     if min(args.image_height, args.image_width) < 36:
         raise UserError(
             f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
         )
+    check_finetune_flags(args)
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
     args.env_id = envs_lib.resolve_env_id(args.env_id)
@@ -284,6 +324,15 @@ def main(args: Args):
     state_dim_env = envs.obs_shapes["state"][0]
     state_dim = state_dim_env if args.include_state else 0
     action_dim = envs.action_dim
+    init = None
+    if args.init_from:  # the policy takes the checkpoint's architecture (written back into args)
+        spec = dict(env_id=env_id, obs_mode=args.obs_mode, control_mode=args.control_mode, action_dim=action_dim)
+        init = init_spec(args.init_from, "sac_rgb", dict(spec, obs_shapes=envs.obs_shapes))
+        if init["state_dim"] and not args.include_state:
+            raise UserError(f"--init-from {args.init_from} uses the state; drop --no-include-state", code=1)
+        args.feature_dim, args.hidden_dim, state_dim = init["feature_dim"], init["hidden_dim"], init["state_dim"]
+    demo_rb = load_demo_replay(args.demos, envs, args.obs_mode, args, device) if args.demos else None
+    demo_bytes = sum(t.numel() * t.element_size() for t in demo_rb.frames.values()) if demo_rb else 0
     obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
@@ -292,6 +341,7 @@ def main(args: Args):
             ("replay buffer", buffer_bytes, buffer_device),
             ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
             ("training", training_bytes(args.batch_size, C, height, width), device),
+            ("demo store", demo_bytes, device),
         ],
         env_bytes,
         buffer_size,
@@ -316,7 +366,7 @@ def main(args: Args):
         args.num_eval_envs,
         args.obs_mode,
         partial_reset=False,
-        reconfiguration_freq=1,
+        reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
         **env_kw,
     )
@@ -330,12 +380,23 @@ def main(args: Args):
         action_dim=action_dim,
         feature_dim=args.feature_dim,
         hidden_dim=args.hidden_dim,
+        state_in_dim=state_dim_env,
     )
     policy = PixelPolicy(**model_kwargs).to(device)
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
+    loaded = load_init(init, policy) if init and not ckpt else ""  # before the critics copy the encoder
+    critic_encoder = copy.deepcopy(policy.encoder) if args.critic_encoder == "separate" else None
     feat_dim = policy.encoder.out_dim
-    qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), 2, device)
-    upd = make_sac_updates(policy.actor, qnets, args, action_dim, device, encoder=policy.encoder)
+    qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)
+    upd = make_sac_updates(
+        policy.actor,
+        qnets,
+        args,
+        action_dim,
+        device,
+        encoder=critic_encoder if critic_encoder is not None else policy.encoder,
+        actor_encoder=policy.encoder if critic_encoder is not None else None,
+    )
     explore = maybe_fast(policy.explore, args, tensordict_io=False)
     rgb_channels = rgb_channel_count(args.obs_mode, C)
     augment = Augmentation(args.aug, pad=args.aug_pad, rgb_channels=rgb_channels)
@@ -351,16 +412,13 @@ def main(args: Args):
     def randomize(o: dict) -> dict:
         return o if args.dr == "off" else {"rgb": dr(o["rgb"]), "state": o["state"]}
 
-    def state_of(o: dict) -> torch.Tensor:
-        return o["state"] if state_dim else o["state"][:, :0]
-
     obs = randomize(obs)
 
     def augment_batch(batch: TensorDict) -> TensorDict:
         batch["obs", "rgb"], batch["next_obs", "rgb"] = augment.pair(batch["obs", "rgb"], batch["next_obs", "rgb"])
         return batch
 
-    updater = SacUpdater(upd, qnets, args, device, prepare=augment_batch)
+    updater = SacUpdater(upd, qnets, args, device, prepare=augment_batch, demos=demo_rb, critic_encoder=critic_encoder)
     replay_path = run_log.dir / "replay.pt"
     global_step = start_step
 
@@ -387,6 +445,16 @@ def main(args: Args):
         updater.load_state(restore_common(ckpt, policy, evaluator))
         if not restore_replay(rb, replay_path, args.save_replay):
             updater.updates_from = start_step + args.learning_starts
+    elif init:  # the starting policy's own success is the curve's first point
+        loaded = " with its ".join(filter(None, (loaded, load_init_learner(init, updater))))
+        print(f"sac_rgb: --init-from {args.init_from}: loaded the {loaded}", flush=True)
+        evaluator.maybe_evaluate(0, force=True)
+    if demo_rb is not None:
+        print(
+            f"sac_rgb: --demos {args.demos}: {demo_rb.num_episodes} episodes, {demo_rb.num_transitions:,} "
+            f"transitions on {device}; {args.demo_ratio:.0%} of every batch",
+            flush=True,
+        )
 
     stats = EpisodeStats()
     sac_log = SacLog(run_log, args.log_freq, start_step, num_envs)
@@ -396,10 +464,10 @@ def main(args: Args):
         with torch.no_grad():
             # uniform random actions only in a run's first --learning-starts steps: a run resumed later
             # than that acts with its policy, also while it refills an unsaved buffer
-            if global_step <= args.learning_starts:
+            if global_step <= args.learning_starts and not args.init_from:
                 action = envs.sample_actions()
             else:
-                action = explore(obs["rgb"], state_of(obs))
+                action = explore(obs["rgb"], obs["state"])
         rb.add_obs(obs)
         next_obs, reward, terminated, truncated, info = envs.step(action)
         final = info.get("final_observation")

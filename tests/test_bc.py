@@ -21,7 +21,7 @@ from conftest import assert_one_error_line, run_script
 
 from cleanrl_style import bc
 from cleanrl_style.lib.checkpoints import load_checkpoint, save_checkpoint
-from cleanrl_style.lib.demos import load_demos, read_demo_info
+from cleanrl_style.lib.demos import demo_sim_backend, load_demos, read_demo_info
 from cleanrl_style.lib.nets import Actor
 from cleanrl_style.lib.runs import REPO_ROOT, UserError
 
@@ -326,6 +326,48 @@ def test_bc_smoke_run_artifacts_and_normalization_in_checkpoint(bc_run):
     z = (obs[:, keep] - sd["norm.state_mean"]) / sd["norm.state_std"]
     chunk = policy.model(z[:, None]) * sd["norm.action_std"] + sd["norm.action_mean"]
     assert torch.allclose(policy(obs), chunk[:, 0], atol=1e-5)
+
+
+def test_bc_evaluates_on_the_demos_backend_by_default(bc_run, monkeypatch, capsys):
+    """auto -> the backend the demos were converted with, even where CUDA would make auto mean the GPU
+    sim (end-effector IK differs between the sims); an explicit other backend is used with a warning."""
+    run_dir, conv = bc_run
+    info = read_demo_info(str(conv))
+    assert demo_sim_backend(info, str(conv)) == "cpu"  # collect_demos converts on physx_cpu
+    assert demo_sim_backend({"env_kwargs": {}}, "x/trajectory.rgb.pd_ee_delta_pos.physx_cuda.h5") == "gpu"
+    assert demo_sim_backend({"env_kwargs": {}}, "x/trajectory.h5") is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert bc.eval_backend("auto", "cpu", "pd_ee_delta_pos") == "cpu"
+    assert capsys.readouterr().out == ""
+    assert bc.eval_backend("gpu", "cpu", "pd_ee_delta_pos") == "gpu"
+    warning = capsys.readouterr().out
+    assert "warning" in warning and "cpu" in warning and "IK" in warning
+    assert bc.eval_backend("auto", None, "pd_ee_delta_pos") == "gpu"  # unknown: auto as elsewhere
+    # the run records what it evaluated on
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["args"]["sim_backend"] == "cpu"
+
+
+def test_bc_policy_moves_observations_to_its_device_and_actions_back(bc_run):
+    """A CUDA learner evaluated on the CPU sim: the policy takes env observations wherever they are and
+    returns actions on the env's device (the normaliser's index lives on the learner's device)."""
+    run_dir, conv = bc_run
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    seen = []
+    policy = bc.load_policy(ckpt, torch.device("cpu"))
+    policy.model.register_forward_pre_hook(lambda m, a: seen.append(a[0].device))
+    obs = load_demos(str(conv), "state", None)["state"][:2]
+    act = policy(obs)
+    assert act.device == obs.device and seen == [policy.norm.keep.device]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bc_cuda_policy_on_cpu_observations(bc_run):
+    run_dir, conv = bc_run
+    policy = bc.load_policy(load_checkpoint(run_dir / "last.pt"), torch.device("cuda"))
+    obs = load_demos(str(conv), "state", None)["state"][:2]
+    act = policy(obs)
+    assert act.device.type == "cpu" and act.shape == (2, policy.model.action_dim)
 
 
 def test_evaluate_cli_reloads_bc_checkpoint(bc_run, tmp_path):

@@ -265,6 +265,113 @@ def test_buffer_on_cuda_keeps_uint8_on_the_device():
     assert b["obs", "rgb"].is_cuda and b["obs", "rgb"].dtype == torch.uint8
 
 
+class _HostCopyRecorder(torch.overrides.TorchFunctionMode):
+    """Records every copy into host memory that is asked to be non-blocking (Tensor.to / copy_ /
+    index_copy_ with non_blocking=True and a CPU destination): with a CUDA source such a copy returns
+    before its data has arrived, so whoever reads the destination next may see stale bytes."""
+
+    def __init__(self):
+        super().__init__()
+        self.unsafe = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        if kwargs.get("non_blocking") or (name == "copy_" and len(args) > 2 and args[2]):
+            dst = None
+            if name == "to":
+                dst = next(
+                    (a for a in list(args[1:]) + [kwargs.get("device")] if isinstance(a, (str, torch.device))), None
+                )
+                dst = torch.device(dst) if dst is not None else args[0].device
+            elif name in ("copy_", "index_copy_"):
+                dst = args[0].device
+            if dst is not None and dst.type == "cpu":
+                self.unsafe.append(name)
+        return func(*args, **kwargs)
+
+
+def _fill_host_buffer(rb, n, steps=6):
+    obs_seen, act_seen, rew_seen = [], [], []
+    for s in range(steps):
+        o = {"rgb": torch.full((n, 3, 8, 8), s, dtype=torch.uint8), "state": torch.full((n, 2), float(s))}
+        a, r = torch.full((n, 1), 0.1 * s), torch.full((n,), float(s))
+        obs_seen.append(o["rgb"].clone())
+        act_seen.append(a.clone())
+        rew_seen.append(r.clone())
+        rb.add_obs(o)
+        o["rgb"].add_(100)  # the source is reused right after: the buffer must hold what it was given
+        rb.add_step(a, r, torch.zeros(n, dtype=torch.bool), torch.tensor([s == 3] * n), o)
+    return obs_seen, act_seen, rew_seen
+
+
+def test_replay_copies_into_host_memory_are_synchronous():
+    """--buffer-device cpu with GPU envs: every copy of observations, actions and rewards into the host
+    buffer, and of a sampled batch to a CPU learner, is a blocking copy; the buffer holds exactly what it
+    was given even though the source is modified right after."""
+    n = 2
+    rb = replay.ReplayBuffer(n, 30, {"rgb": ((3, 8, 8), torch.uint8), "state": ((2,), torch.float32)}, 1, "cpu", 5, 0.9)
+    rec = _HostCopyRecorder()
+    with rec:
+        obs_seen, act_seen, rew_seen = _fill_host_buffer(rb, n)
+        batch = replay.to_device(rb.sample(8), torch.device("cpu"))
+    assert rec.unsafe == [], f"non-blocking copies into host memory: {rec.unsafe}"
+    for s in range(6):
+        rows = slice(s * n, (s + 1) * n)
+        assert torch.equal(rb.frames["rgb"][rows], obs_seen[s]), s
+        assert torch.equal(rb.steps["action"][rows], act_seen[s]) and torch.equal(rb.steps["reward"][rows], rew_seen[s])
+    assert batch["obs", "rgb"].device.type == "cpu"
+    # the recorder itself catches the old code's pattern
+    with rec:
+        torch.zeros(2).to("cpu", non_blocking=True)
+    assert rec.unsafe == ["to"]
+
+
+def test_to_device_is_asynchronous_only_from_host_to_cuda():
+    x = torch.zeros(3)
+    rec = _HostCopyRecorder()
+    with rec:
+        assert replay.to_device(x, "cpu") is x  # nothing to copy
+    assert rec.unsafe == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_replay_host_buffer_holds_frames_produced_asynchronously_on_cuda():
+    """The race itself: CUDA sources whose values are still being computed when they are stored, then
+    overwritten by a later kernel; the host buffer must equal synchronous copies taken in between."""
+    n, dev = 64, torch.device("cuda")
+    rb = replay.ReplayBuffer(n, 640, {"rgb": ((3, 64, 64), torch.uint8)}, 2, "cpu", 50, 0.9)
+    big = torch.randn(2048, 2048, device=dev)
+    want = []
+    for s in range(8):
+        busy = (big @ big).sum()  # queues work ahead of the frame
+        rgb = ((busy * 0 + s) + torch.zeros(n, 3, 64, 64, device=dev)).to(torch.uint8)
+        rb.add_obs({"rgb": rgb})
+        want.append(rgb.cpu())
+        rgb.add_(7)
+        rb.add_step(
+            torch.zeros(n, 2, device=dev),
+            torch.full((n,), float(s), device=dev),
+            torch.zeros(n, dtype=torch.bool, device=dev),
+            torch.zeros(n, dtype=torch.bool, device=dev),
+        )
+    for s in range(8):
+        assert torch.equal(rb.frames["rgb"][s * n : (s + 1) * n], want[s]), s
+    cuda_rb = replay.ReplayBuffer(n, 640, {"rgb": ((3, 64, 64), torch.uint8)}, 2, "cuda", 50, 0.9)
+    for s in range(4):
+        cuda_rb.add(
+            {"rgb": torch.full((n, 3, 64, 64), s, dtype=torch.uint8, device=dev)},
+            torch.zeros(n, 2, device=dev),
+            torch.zeros(n, device=dev),
+            torch.zeros(n, dtype=torch.bool, device=dev),
+            torch.zeros(n, dtype=torch.bool, device=dev),
+        )
+    rows, envs = torch.tensor([0, 1, 2], device=dev), torch.tensor([0, 1, 2], device=dev)
+    ref = cuda_rb.gather(rows, envs)
+    got = replay.to_device(cuda_rb.gather(rows, envs), torch.device("cpu"))
+    assert torch.equal(got["obs", "rgb"], ref["obs", "rgb"].cpu())
+
+
 def test_buffer_nbytes_matches_what_is_allocated():
     specs = {"rgb": ((3, 16, 24), torch.uint8), "state": ((5,), torch.float32)}
     rb = replay.ReplayBuffer(4, 100, specs, 3, "cpu", 10, 0.9, n_step=2)
@@ -425,7 +532,7 @@ def test_sac_rgb_update_trains_encoder_only_through_the_critic():
     logs = update_actor(out)
     assert all(torch.equal(a, b) for a, b in zip(enc1, policy.encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(head0, policy.actor.parameters()))
-    assert set(logs.keys()) == {"actor_loss", "alpha", "alpha_loss"}
+    assert set(logs.keys()) == {"actor_loss", "alpha", "alpha_loss", "bc_loss", "bc_coef"}
     assert set(out.keys()) >= {"qf1_loss", "qf2_loss", "qf1_values", "qf2_values"}
 
 
@@ -632,7 +739,7 @@ def test_sac_smoke_run_and_reload(tmp_path):
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["script"] == "sac" and ckpt["step"] == 100
     assert ckpt["env"]["max_episode_steps"] == 10
-    assert "action_scale" in ckpt["state_dict"]
+    assert "actor.action_scale" in ckpt["state_dict"] and "state_norm.mean" in ckpt["state_dict"]
     _evaluate_reloads(run_dir, tmp_path, "sac")
 
 

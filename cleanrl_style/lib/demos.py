@@ -57,12 +57,19 @@ def read_demo_info(path: str) -> dict:
 
 
 def load_demos(
-    path: str, obs_mode: str, num_demos: Optional[int], layout: Optional[list] = None, aux_actor: Optional[str] = None
+    path: str,
+    obs_mode: str,
+    num_demos: Optional[int],
+    layout: Optional[list] = None,
+    aux_actor: Optional[str] = None,
+    rewards: bool = False,
 ) -> dict:
     """All demo steps as tensors (CPU): obs (F, D) float32 state and/or (F, C, H, W) uint8 rgb for the
     F = sum(T_i + 1) frames, actions (S, A) for the S = sum(T_i) steps, and per step the index of its
     frame, the first frame of its episode and the last step of its episode. With aux_actor, also that
-    actor's position per frame (F, 3), read from the recorded env_states (a training target, not an input)."""
+    actor's position per frame (F, 3), read from the recorded env_states (a training target, not an input).
+    With rewards, also the recorded `rewards`, `terminated` and `truncated` per step (S,): a file without
+    rewards is a UserError that says how to convert it with them."""
     import h5py
 
     info = read_demo_info(path)
@@ -72,6 +79,7 @@ def load_demos(
     if num_demos and len(episodes) < num_demos:
         raise UserError(f"--num-demos {num_demos} but {path} holds only {len(episodes)}", code=1)
     states, rgbs, actions, aux = [], [], [], []
+    step_data: dict[str, list] = {"rewards": [], "terminated": [], "truncated": []}
     try:
         with h5py.File(path, "r") as f:
             for ep in episodes:
@@ -108,6 +116,24 @@ def load_demos(
                             code=1,
                         )
                     aux.append(np.asarray(actors[aux_actor][:, :3], dtype=np.float32))
+                if rewards:
+                    if "rewards" not in g:
+                        raise UserError(
+                            f"{path} records no rewards (converted without them); convert it again with "
+                            f"collect_demos.py --convert-only (it records the env's default reward mode)",
+                            code=1,
+                        )
+                    step_data["rewards"].append(np.asarray(g["rewards"][:], dtype=np.float32).reshape(-1))
+                    for k in ("terminated", "truncated"):
+                        n = len(actions[-1])
+                        flag = np.asarray(g[k][:], dtype=bool).reshape(-1) if k in g else np.zeros(n, dtype=bool)
+                        step_data[k].append(flag)
+                    if len(step_data["rewards"][-1]) != len(actions[-1]):
+                        raise UserError(
+                            f"{path}: episode {ep['episode_id']} has {len(step_data['rewards'][-1])} rewards "
+                            f"for {len(actions[-1])} actions",
+                            code=1,
+                        )
                 if len(states[-1]) != len(actions[-1]) + 1:
                     raise UserError(
                         f"{path}: episode {ep['episode_id']} has {len(states[-1])} observations "
@@ -146,6 +172,8 @@ def load_demos(
         out["cameras"] = cams
     if aux:
         out["aux"] = torch.from_numpy(np.concatenate(aux))
+    if rewards:
+        out.update({k: torch.from_numpy(np.concatenate(v)) for k, v in step_data.items()})
     return out
 
 
@@ -159,6 +187,15 @@ def demos_record_actor(path: str, info: dict, actor: str) -> bool:
             return "env_states/actors" in g and actor in g["env_states/actors"]
     except (OSError, KeyError, IndexError):
         return False  # load_demos reports what is wrong with the file
+
+
+def demo_sim_backend(info: dict, path: str = "") -> Optional[str]:
+    """'cpu' or 'gpu': the sim backend the demos were recorded or converted with (the json's
+    env_kwargs, else the `.physx_cpu.` / `.physx_cuda.` part of ManiSkill's file name); None if unknown."""
+    name = str((info.get("env_kwargs") or {}).get("sim_backend") or "")
+    if not name:
+        name = next((b for b in ("physx_cpu", "physx_cuda") if f".{b}." in Path(path).name), "")
+    return {"physx_cpu": "cpu", "cpu": "cpu", "physx_cuda": "gpu", "gpu": "gpu", "cuda": "gpu"}.get(name)
 
 
 def demo_env_kwargs(info: dict) -> Optional[dict]:

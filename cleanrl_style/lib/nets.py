@@ -5,6 +5,7 @@ uses the class: keep parameter names (state-dict keys) stable, or convert old ke
   layer_init, tanh_mlp       PPO's orthogonal-init tanh MLPs
   mlp                        ReLU MLP (SAC heads, BC)
   RunningMeanStd             running observation statistics (buffers: saved in checkpoints)
+  StateNorm                  fixed selection + standardisation of state dims (BC's statistics in RL)
   NatureCNN, PixelEncoder    the image encoder (uint8 in, /255 inside) and image+state features
   Actor                      tanh-Gaussian policy head (SAC, and BC --policy gaussian)
   QNetwork, QEnsemble        critics, evaluated together with vmap, with target copies
@@ -13,7 +14,7 @@ uses the class: keep parameter names (state-dict keys) stable, or convert old ke
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -64,6 +65,25 @@ class RunningMeanStd(nn.Module):
         return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-self.clip, self.clip)
 
 
+class StateNorm(nn.Module):
+    """Fixed (not learned) input transform of the state vector: keep the dims `keep`, then subtract
+    `mean` and divide by `std`. Buffers, so it travels in the state dict. Built as the identity (all
+    dims, mean 0, std 1); an RL policy initialised from a BC checkpoint takes BC's own selection and
+    dataset statistics, so the transferred layers see the inputs they were trained on."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        if out_dim > in_dim:
+            raise ValueError(f"StateNorm keeps at most {in_dim} dims (asked for {out_dim})")
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.register_buffer("keep", torch.arange(out_dim))
+        self.register_buffer("mean", torch.zeros(out_dim))
+        self.register_buffer("std", torch.ones(out_dim))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return (state[..., self.keep] - self.mean) / self.std
+
+
 class NatureCNN(nn.Module):
     """The DQN Nature conv stack; sizes its linear layer with a dummy forward, so any image size
     >= 36x36 (square or not) works. uint8 in, float features out (the /255 happens here)."""
@@ -91,17 +111,30 @@ class NatureCNN(nn.Module):
 
 class PixelEncoder(nn.Module):
     """NatureCNN features of the uint8 image (any size >= 36x36, square or not), concatenated
-    with the raw proprioceptive state when state_dim > 0."""
+    with the proprioceptive state when state_dim > 0. With `state_in_dim` (the env's state size) the
+    state first goes through a StateNorm down to `state_dim` dims (sac_rgb.py; identity unless the run
+    starts from a BC policy); without it the state is used as given (bc.py normalises it itself)."""
 
-    def __init__(self, in_channels: int, height: int, width: int, state_dim: int, feature_dim: int = 256):
+    def __init__(
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        state_dim: int,
+        feature_dim: int = 256,
+        state_in_dim: Optional[int] = None,
+    ):
         super().__init__()
         self.cnn = NatureCNN(in_channels, height, width, feature_dim)
         self.state_dim = state_dim
+        self.state_norm = StateNorm(state_in_dim, state_dim) if state_in_dim is not None else None
         self.out_dim = feature_dim + state_dim
 
     def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         x = self.cnn(rgb)
-        return torch.cat([x, state], dim=-1) if self.state_dim else x
+        if not self.state_dim:
+            return x
+        return torch.cat([x, self.state_norm(state) if self.state_norm is not None else state], dim=-1)
 
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -175,6 +208,7 @@ class QEnsemble:
     """
 
     def __init__(self, make: Callable[[], nn.Module], num_q: int, device: torch.device):
+        self.num_q = num_q
         stacked, _ = torch.func.stack_module_state([make().to(device) for _ in range(num_q)])
         self.params = {k: nn.Parameter(v.detach().clone()) for k, v in stacked.items()}
         self.target = {k: v.detach().clone() for k, v in self.params.items()}

@@ -16,6 +16,15 @@ from cleanrl_style.lib.returns import nstep_return
 from cleanrl_style.lib.runs import UserError
 
 
+def to_device(x, device):
+    """`x` (tensor or TensorDict) on `device`. Asynchronous only from host to CUDA, where the copy is
+    ordered before every later kernel on the stream. A copy that lands in host memory is always
+    synchronous: a non-blocking device-to-host copy returns before its data has arrived, so the buffer
+    (or a CPU learner reading a batch) would see stale or half-written frames, actions and rewards."""
+    device = torch.device(device)
+    return x.to(device, non_blocking=device.type == "cuda" and x.device.type == "cpu")
+
+
 def _as_obs_dict(obs) -> dict:
     return obs if isinstance(obs, dict) else {"state": obs}
 
@@ -120,7 +129,7 @@ class ReplayBuffer:
         its memory."""
         obs, N, p = _as_obs_dict(obs), self.N, self.ptr
         for k in self.obs_specs:
-            self.frames[k][p * N : (p + 1) * N] = obs[k].to(self.device, non_blocking=True)
+            self.frames[k][p * N : (p + 1) * N] = to_device(obs[k], self.device)
 
     def add_step(
         self,
@@ -136,8 +145,8 @@ class ReplayBuffer:
         bootstrap_final = truncated & ~terminated
         next_row = torch.where(bootstrap_final, T + self.final_ptr, torch.full_like(self.final_ptr, (p + 1) % T))
         sl = slice(p * N, (p + 1) * N)
-        self.steps["action"][sl] = action.to(dev, non_blocking=True)
-        self.steps["reward"][sl] = reward.to(dev, non_blocking=True)
+        self.steps["action"][sl] = to_device(action, dev)
+        self.steps["reward"][sl] = to_device(reward, dev)
         self.steps["terminated"][sl] = terminated
         self.steps["ended"][sl] = terminated | truncated
         self.steps["next_row"][sl] = next_row.to(torch.int32)
@@ -148,7 +157,7 @@ class ReplayBuffer:
             final_obs = _as_obs_dict(final_obs)
             idx = (T + self.final_ptr) * N + self.env_ids
             for k in self.obs_specs:
-                self.frames[k].index_copy_(0, idx, final_obs[k].to(dev, non_blocking=True))
+                self.frames[k].index_copy_(0, idx, to_device(final_obs[k], dev))
             self.final_ptr = (self.final_ptr + bootstrap_final.long()) % self.K
         self.ptr = (p + 1) % T
         self.size = min(self.size + 1, T)
@@ -241,6 +250,79 @@ class ReplayBuffer:
             )
             self.steps["ended"][sl] = True
             self.final_ptr = (self.final_ptr + 1) % self.K
+
+
+class DemoReplay:
+    """Demonstration transitions on the learner's device, sampled next to the online buffer and never
+    overwritten by it (RLPD's second store). Episodes are contiguous: episode i has T_i + 1 frames, its
+    step s goes from frame `step_frame[s]` to the next one. Each frame is stored once (uint8 images stay
+    uint8).
+
+    Episode ends bootstrap like online ones (`bootstrap_flags`): the recorded `terminated`/`truncated`
+    flags of the last step, and an end the recorder made without either flag (the demo stopped) counts
+    as a truncation: the target bootstraps from the episode's last frame. `sample` returns the same keys
+    as ReplayBuffer.gather (obs, next_obs, action, reward = n-step return, discount)."""
+
+    def __init__(self, data: dict, device, gamma: float, n_step: int = 1, bootstrap_at_done: str = "always"):
+        from cleanrl_style.lib.returns import bootstrap_flags
+
+        self.device, self.gamma, self.n_step = torch.device(device), gamma, n_step
+        keys = [k for k in ("rgb", "state") if k in data]
+        self.frames = TensorDict({k: data[k] for k in keys}, batch_size=[len(data["state"])]).to(self.device)
+        S = len(data["actions"])
+        last = torch.zeros(S, dtype=torch.bool)
+        last[data["ep_last"].unique()] = True
+        terminated, truncated = data["terminated"] & last, (data["truncated"] | ~data["terminated"]) & last
+        terminated, truncated = bootstrap_flags(terminated, truncated, bootstrap_at_done)
+        self.steps = TensorDict(
+            action=data["actions"].float(),
+            reward=data["rewards"].float(),
+            terminated=terminated,
+            ended=last,
+            frame=data["step_frame"].long(),
+            ep_last=data["ep_last"].long(),
+            batch_size=[S],
+        ).to(self.device)
+        self.num_transitions = S
+        self.num_episodes = int(last.sum())
+
+    def sample(self, batch_size: int, generator: Optional[torch.Generator] = None) -> TensorDict:
+        idx = torch.randint(self.num_transitions, (batch_size,), device=self.device, generator=generator)
+        return self.gather(idx)
+
+    def gather(self, idx: torch.Tensor) -> TensorDict:
+        """Transitions starting at demo steps `idx`, n-step windows clipped at the episode's last step."""
+        st = self.steps
+        window = torch.minimum(idx[:, None] + torch.arange(self.n_step, device=self.device), st["ep_last"][idx, None])
+        g, discount, k = nstep_return(st["reward"][window], st["terminated"][window], st["ended"][window], self.gamma)
+        last = window.gather(1, k[:, None]).squeeze(1)
+        return TensorDict(
+            obs=self.frames[st["frame"][idx]],
+            next_obs=self.frames[st["frame"][last] + 1],
+            action=st["action"][idx],
+            reward=g,
+            discount=discount,
+            batch_size=[idx.shape[0]],
+            device=self.device,
+        )
+
+
+def mixed_sample(online, demos: Optional[DemoReplay], batch_size: int, demo_ratio: float) -> TensorDict:
+    """One batch of `batch_size` transitions: round(demo_ratio * batch_size) from the demonstrations,
+    the rest from the online buffer (RLPD's symmetric sampling at 0.5), with a bool `demo` key marking
+    the demo rows (they come first). Without demos (or at ratio 0) all rows are online."""
+    n_demo = int(round(demo_ratio * batch_size)) if demos is not None else 0
+    n_online = batch_size - n_demo
+    parts = []
+    if n_demo:
+        d = demos.sample(n_demo)
+        d["demo"] = torch.ones(n_demo, dtype=torch.bool, device=d.device)
+        parts.append(d)
+    if n_online:
+        o = online.sample(n_online)
+        o["demo"] = torch.zeros(n_online, dtype=torch.bool, device=o.device)
+        parts.append(to_device(o, parts[0].device) if parts else o)
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 0)
 
 
 def final_obs_gap(partial_reset: bool, bootstrap_at_done: str, max_episode_steps: Optional[int]) -> Optional[int]:

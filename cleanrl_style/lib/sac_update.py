@@ -7,6 +7,15 @@ are. An `encoder` (pixels) turns a batch's observations into features and is tra
 loss only (DrQ-v2): the actor step takes the detached features the critic step computed. Without
 an encoder the features are the state itself. `SacUpdater` runs `--utd` gradient steps per env step
 and holds what a resumable checkpoint saves (critics, optimizers, temperature, counters).
+
+Fine-tuning from demonstrations (docs/finetune.md), all off by default:
+  * `--num-q K` critics; with K > 2 the target takes the minimum of a random pair and the actor the
+    ensemble mean (RLPD), with K = 2 both take the minimum (SAC);
+  * batches mix demonstration and online transitions (lib/replay.mixed_sample, `--demo-ratio`);
+  * `--critic-warmup-steps N`: the first N gradient steps train the critics only, so a BC-initialised
+    actor is not pushed around by a random critic;
+  * `--bc-coef c`: the actor loss adds c * ||mu(s) - a_demo||^2 on the batch's demo rows (mu = the
+    deterministic action), linearly annealed to 0 over `--bc-decay-steps` actor steps (0 = constant).
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from tensordict import TensorDict
 
 from cleanrl_style.lib.fast import maybe_fast
 from cleanrl_style.lib.nets import Actor, QEnsemble
+from cleanrl_style.lib.replay import DemoReplay, mixed_sample, to_device
 from cleanrl_style.lib.returns import soft_td_target
+from cleanrl_style.lib.runs import UserError
 
 
 def make_sac_updates(
@@ -32,10 +43,16 @@ def make_sac_updates(
     action_dim: int,
     device: torch.device,
     encoder: Optional[nn.Module] = None,
+    actor_encoder: Optional[nn.Module] = None,
 ) -> SimpleNamespace:
     """Returns a namespace: critic, actor (the two steps), optimizers {q, actor, alpha}, log_alpha and
-    alpha (exp(log_alpha), updated in place so captured graphs see the new value)."""
+    alpha (exp(log_alpha), updated in place so captured graphs see the new value).
+
+    `encoder` gives the critics' features and is trained by the critic loss. `actor_encoder` (sac_rgb.py
+    --critic-encoder separate) gives the actor's features instead and is never trained here: the actor acts
+    on the features it was loaded with, however the critics' own encoder moves."""
     capturable = args.cudagraphs and not args.compile
+    num_q = qnets.num_q
     critic_params = (list(encoder.parameters()) if encoder is not None else []) + qnets.parameters()
     q_optimizer = torch.optim.Adam(critic_params, lr=args.q_lr, capturable=capturable)
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
@@ -44,15 +61,25 @@ def make_sac_updates(
     a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
     target_entropy = -float(action_dim)
 
-    def features(obs: TensorDict) -> torch.Tensor:
-        return encoder(obs["rgb"], obs["state"]) if encoder is not None else obs["state"]
+    def features(obs: TensorDict, enc: Optional[nn.Module] = encoder) -> torch.Tensor:
+        if enc is None:
+            return obs["state"]
+        return enc(obs["rgb"], obs["state"]) if "rgb" in obs.keys() else enc(obs["state"])
+
+    bc_coef = torch.zeros((), device=device)  # set by SacUpdater before each actor step (annealing)
+    bc_enabled = getattr(args, "bc_coef", 0.0) > 0
 
     def update_critic(batch: TensorDict) -> TensorDict:
         feat = features(batch["obs"])
         with torch.no_grad():
             next_feat = features(batch["next_obs"])
-            next_action, next_log_prob = actor.sample(next_feat)
-            next_q = qnets.q_target(next_feat, next_action).min(0).values
+            next_actor_feat = next_feat if actor_encoder is None else features(batch["next_obs"], actor_encoder)
+            next_action, next_log_prob = actor.sample(next_actor_feat)
+            next_qs = qnets.q_target(next_feat, next_action)
+            if num_q > 2:  # RLPD: the minimum of a random pair of the ensemble
+                pair = torch.randperm(num_q, device=device)[:2]
+                next_qs = next_qs.index_select(0, pair)
+            next_q = next_qs.min(0).values
             target = soft_td_target(batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
         q = qnets.q(feat, batch["action"])  # (num_q, B)
         q_loss = (q - target).pow(2).mean(1)
@@ -60,21 +87,35 @@ def make_sac_updates(
         q_loss.sum().backward()
         q_optimizer.step()
         q = q.detach()
-        return TensorDict(
+        out = TensorDict(
             feat=feat.detach(),
             qf1_loss=q_loss[0].detach(),
             qf2_loss=q_loss[1].detach(),
             qf1_values=q[0].mean(),
             qf2_values=q[1].mean(),
+            qf_loss=q_loss.detach().mean(),
         )
+        if actor_encoder is not None:
+            with torch.no_grad():
+                out["actor_feat"] = features(batch["obs"], actor_encoder)
+        if "demo" in batch.keys():  # the actor step's BC term needs the demo rows and their actions
+            out["demo"], out["action"] = batch["demo"], batch["action"]
+        return out
 
     def update_actor(critic_out: TensorDict) -> TensorDict:
         feat = critic_out["feat"]  # detached: no gradient from the actor reaches an encoder
-        action, log_prob = actor.sample(feat)
-        q = qnets.q_frozen(feat, action).min(0).values
+        actor_feat = critic_out["actor_feat"] if actor_encoder is not None else feat
+        action, log_prob = actor.sample(actor_feat)
+        qs = qnets.q_frozen(feat, action)
+        q = qs.mean(0) if num_q > 2 else qs.min(0).values
         actor_loss = (alpha * log_prob - q).mean()
+        bc_loss = torch.zeros((), device=device)
+        if bc_enabled:  # on the demo rows only; mixed_sample puts them in every batch
+            w = critic_out["demo"].float()
+            err = (actor.deterministic(actor_feat) - critic_out["action"]).pow(2).sum(-1)
+            bc_loss = (err * w).sum() / w.sum().clamp_min(1.0)
         actor_optimizer.zero_grad()
-        actor_loss.backward()
+        (actor_loss + bc_coef * bc_loss).backward()
         actor_optimizer.step()
         alpha_loss = torch.zeros((), device=device)
         if args.autotune:
@@ -83,20 +124,28 @@ def make_sac_updates(
             alpha_loss.backward()
             a_optimizer.step()
             alpha.copy_(log_alpha.detach().exp())
-        return TensorDict(actor_loss=actor_loss.detach(), alpha=alpha.detach()[0], alpha_loss=alpha_loss.detach())
+        return TensorDict(
+            actor_loss=actor_loss.detach(),
+            alpha=alpha.detach()[0],
+            alpha_loss=alpha_loss.detach(),
+            bc_loss=bc_loss.detach(),
+            bc_coef=bc_coef.detach().clone(),
+        )
 
     return SimpleNamespace(
         critic=update_critic,
         actor=update_actor,
         log_alpha=log_alpha,
         alpha=alpha,
+        bc_coef=bc_coef,
         optimizers=dict(q=q_optimizer, actor=actor_optimizer, alpha=a_optimizer),
     )
 
 
 class SacUpdater:
-    """`--utd` gradient steps per env step (fractions carry over), each on a fresh replay batch
-    (`prepare(batch)` augments it), the actor every `--policy-frequency` and the target critics every
+    """`--utd` gradient steps per env step (fractions carry over), each on a fresh replay batch (mixed
+    with `demos` at `--demo-ratio`; `prepare(batch)` augments it), the actor every `--policy-frequency`
+    critic steps once `--critic-warmup-steps` critic steps are done, and the target critics every
     `--target-network-frequency` critic steps. Times the updates with a device sync on both sides, so
     queued rollout work never counts as update time."""
 
@@ -107,10 +156,18 @@ class SacUpdater:
         args: Any,
         device: torch.device,
         prepare: Optional[Callable[[TensorDict], TensorDict]] = None,
+        demos: Optional[DemoReplay] = None,
+        critic_encoder: Optional[nn.Module] = None,
     ):
+        """critic_encoder: the critics' own image encoder (--critic-encoder separate), saved with them."""
         self.upd, self.qnets, self.args, self.device, self.prepare = upd, qnets, args, device, prepare
+        self.critic_encoder = critic_encoder
+        self.demos = demos
+        self.demo_ratio = getattr(args, "demo_ratio", 0.0) if demos is not None else 0.0
+        self.critic_warmup = getattr(args, "critic_warmup_steps", 0)
+        self.bc_coef0, self.bc_decay = getattr(args, "bc_coef", 0.0), getattr(args, "bc_decay_steps", 0)
         self.update_critic, self.update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
-        self.num_updates, self.grad_budget, self.update_s = 0, 0.0, 0.0
+        self.num_updates, self.num_actor_updates, self.grad_budget, self.update_s = 0, 0, 0.0, 0.0
         self.critic_logs: Optional[TensorDict] = None
         self.actor_logs: Optional[TensorDict] = None
         self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -128,24 +185,33 @@ class SacUpdater:
         self._sync()
         t0 = time.time()
         for _ in range(n):
-            batch = rb.sample(a.batch_size).to(self.device, non_blocking=True)
+            batch = to_device(mixed_sample(rb, self.demos, a.batch_size, self.demo_ratio), self.device)
             if self.prepare is not None:
                 batch = self.prepare(batch)
             self.critic_logs = self.update_critic(batch)
             self.num_updates += 1
-            if self.num_updates % a.policy_frequency == 0:
+            if self.num_updates > self.critic_warmup and self.num_updates % a.policy_frequency == 0:
+                self.upd.bc_coef.fill_(self.bc_coef())
                 self.actor_logs = self.update_actor(self.critic_logs)
+                self.num_actor_updates += 1
             if self.num_updates % a.target_network_frequency == 0:
                 self.qnets.update_target(a.tau)
         self._sync()
         self.update_s += time.time() - t0
+
+    def bc_coef(self) -> float:
+        """The BC term's weight for the next actor step: --bc-coef, linearly down to 0 over
+        --bc-decay-steps actor steps (0: constant)."""
+        if self.bc_decay <= 0:
+            return self.bc_coef0
+        return self.bc_coef0 * max(0.0, 1.0 - self.num_actor_updates / self.bc_decay)
 
     def losses(self) -> dict:
         """losses/* of the last critic and actor steps (reads the device once per value)."""
         out = {}
         for td in (self.critic_logs, self.actor_logs):
             if td is not None:
-                out.update({f"losses/{k}": float(v) for k, v in td.items() if k != "feat"})
+                out.update({f"losses/{k}": float(v) for k, v in td.items() if v.numel() == 1})
         return out
 
     def state(self) -> dict:
@@ -154,19 +220,27 @@ class SacUpdater:
             log_alpha=self.upd.log_alpha.detach().clone(),
             optimizers={k: o.state_dict() for k, o in self.upd.optimizers.items()},
             num_updates=self.num_updates,
+            num_actor_updates=self.num_actor_updates,
             grad_budget=self.grad_budget,
+            critic_encoder=self.critic_encoder.state_dict() if self.critic_encoder is not None else None,
         )
 
     def load_state(self, state: dict) -> None:
         """Critics (with targets), optimizers, temperature and counters. Tensors are copied in place,
         so the optimizers and any compiled or captured step see them."""
         self.qnets.load_state_dict(state["qnets"])
+        if self.critic_encoder is not None:
+            enc = state.get("critic_encoder")
+            if enc is None:
+                raise UserError("this checkpoint has no separate critic encoder (it ran with --critic-encoder shared)")
+            self.critic_encoder.load_state_dict(enc)
         for k, opt in self.upd.optimizers.items():
             opt.load_state_dict(state["optimizers"][k])
         with torch.no_grad():
             self.upd.log_alpha.copy_(state["log_alpha"])
             self.upd.alpha.copy_(self.upd.log_alpha.exp())
         self.num_updates, self.grad_budget = int(state["num_updates"]), float(state["grad_budget"])
+        self.num_actor_updates = int(state.get("num_actor_updates", self.num_updates // self.args.policy_frequency))
 
 
 class SacLog:

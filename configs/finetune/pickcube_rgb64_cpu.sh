@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# tier: cpu
+# BC -> RL fine-tuning from 64x64 RGB (+ proprioception) on PickCube-v1, 2 CPU envs, pd_ee_delta_pos,
+# 100-step episodes: the whole pipeline as one command.
+#   1. collect 500 motion-planning demos and convert them to rgb 64x64 + pd_ee_delta_pos with rewards
+#      (skipped when OUT_DIR/demos already holds the converted file);
+#   2. bc.py --policy gaussian: the starting policy (skipped when OUT_DIR/bc/seed<SEED> holds one);
+#   3. sac_rgb.py for the row ROW (default bc_init_demos, the recipe) with the same env-step budget for
+#      every row: bc_init_demos | bc_init | demos | scratch;
+#   4. evaluate.py on the last policy: NUM_TEST episodes on held-out seeds (TEST_SEED.., never used by
+#      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)).
+# Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed fine-tuning run is
+# continued from its last.pt (and replay.pt) when the command is repeated. Results: docs/finetune.md,
+# results/finetune_pickcube_rgb64_cpu.csv (bench/finetune_results.py gathers the runs).
+#
+#   bash configs/finetune/pickcube_rgb64_cpu.sh OUT_DIR [SEED] [ROW]
+set -euo pipefail
+OUT=${1:?usage: $0 OUT_DIR [SEED] [ROW]}
+SEED=${2:-1}
+ROW=${3:-${ROW:-bc_init_demos}}
+NUM_DEMOS=${NUM_DEMOS:-500}
+STEPS=${STEPS:-30000}
+NUM_TEST=${NUM_TEST:-100}
+TEST_SEED=${TEST_SEED:-5000000}
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
+case "$ROW" in bc_init_demos|bc_init|demos|scratch) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos or scratch (got '$ROW')" >&2; exit 2 ;; esac
+mkdir -p "$OUT"
+DEMO="$OUT/demos/PickCube-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
+now() { date +%s; }
+
+# ---- 1. demonstrations
+t0=$(now)
+if [ ! -f "$DEMO" ]; then
+  "$PY" cleanrl_style/collect_demos.py --env-id PickCube --num-demos "$NUM_DEMOS" --out-dir "$OUT/demos" \
+      --obs-mode rgb --control-mode pd_ee_delta_pos --image-size 64
+fi
+t1=$(now)
+
+# ---- 2. the starting policy: single-step tanh-Gaussian BC (the architecture sac_rgb.py loads)
+BC_DIR="$OUT/bc/seed$SEED"
+BC_CKPT=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1)
+if [ -z "$BC_CKPT" ] || [ ! -f "$BC_CKPT/final_eval.json" ]; then
+  rm -rf "$BC_DIR"
+  "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --policy gaussian --demo-path "$DEMO" \
+      --seed "$SEED" --runs-dir "$BC_DIR" --exp-name bc_gaussian_rgb64 --eval-freq 2500 --num-eval-episodes 50
+  BC_CKPT=$(ls -d "$BC_DIR"/*/ | head -1)
+fi
+BC_CKPT="${BC_CKPT%/}/last.pt"
+t2=$(now)
+
+# ---- 3. fine-tuning (or RL from scratch): one flag set for every row, the row adds its own
+RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_pos --max-episode-steps 100
+    --num-envs 2 --num-eval-envs 2 --total-timesteps "$STEPS" --eval-freq 5000 --num-eval-episodes 20 --save-replay
+    --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts 1000 --num-q 10
+    --critic-warmup-steps 1000 --alpha 0.05 --log-freq 1000 --seed "$SEED")
+case "$ROW" in
+  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --critic-encoder separate --demos "$DEMO" --bc-coef 2
+                            --bc-decay-steps 10000) ;;
+  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --critic-encoder separate) ;;
+  demos)         ROW_FLAGS=(--demos "$DEMO") ;;
+  scratch)       ROW_FLAGS=() ;;
+esac
+RUNS="$OUT/rl/$ROW/seed$SEED"
+RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1)
+if [ -n "$RUN" ] && [ -f "${RUN%/}/final_eval.json" ]; then
+  echo "finetune: $RUN is finished"
+elif [ -n "$RUN" ] && [ -f "${RUN%/}/last.pt" ]; then
+  "$PY" cleanrl_style/sac_rgb.py --resume "${RUN%/}"
+else
+  rm -rf "$RUNS"
+  "$PY" cleanrl_style/sac_rgb.py "${RL[@]}" "${ROW_FLAGS[@]}" --runs-dir "$RUNS" --exp-name "finetune_$ROW"
+fi
+RUN=$(ls -d "$RUNS"/*/ | head -1)
+RUN="${RUN%/}"
+t3=$(now)
+
+# ---- 4. held-out evaluation of the last policy (and of the BC start, once per seed)
+"$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+    --max-episode-steps 100
+if [ ! -f "$(dirname "$BC_CKPT")/eval_last_seed$TEST_SEED.json" ]; then
+  "$PY" cleanrl_style/evaluate.py --checkpoint "$BC_CKPT" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+      --max-episode-steps 100
+fi
+t4=$(now)
+printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
+    "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$OUT/timings_${ROW}_seed$SEED.json"
+cat "$OUT/timings_${ROW}_seed$SEED.json"

@@ -1,0 +1,517 @@
+"""BC -> RL fine-tuning (lib/finetune.py, the demo store and mixed batches in lib/replay.py, the
+warm-up / BC term / ensemble in lib/sac_update.py): the demo store and the exact mix of every batch,
+bootstrapping at demo episode ends, the BC -> SAC weight transfer (same actions), the critic warm-up
+and BC-term schedules, the error cases, and tiny CPU runs of sac.py and sac_rgb.py with --demos and
+--init-from whose checkpoints evaluate.py reloads."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import h5py
+import pytest
+import torch
+from conftest import assert_one_error_line, run_script
+
+from cleanrl_style import bc, sac, sac_rgb
+from cleanrl_style.lib import finetune, replay
+from cleanrl_style.lib.checkpoints import load_checkpoint
+from cleanrl_style.lib.demos import load_demos
+from cleanrl_style.lib.nets import Actor, QEnsemble, QNetwork
+from cleanrl_style.lib.runs import UserError
+from cleanrl_style.lib.sac_update import SacUpdater, make_sac_updates
+
+GAMMA = 0.5
+
+
+# ----------------------------------------------------------------------------- demo store
+def _demo_data(lengths=(3, 2), terminated_last=(True, False), truncated_last=(False, False), actions=None):
+    """Episodes of the given lengths; frame f holds state [f]; step s has reward s and action [s]; only
+    the flags of each episode's last step are set as given (a demo that stopped without either: the
+    recorder's end)."""
+    frames = sum(n + 1 for n in lengths)
+    step_frame, ep_last, term, trunc = [], [], [], []
+    f0 = s0 = 0
+    for i, n in enumerate(lengths):
+        step_frame += list(range(f0, f0 + n))
+        ep_last += [s0 + n - 1] * n
+        term += [False] * (n - 1) + [terminated_last[i]]
+        trunc += [False] * (n - 1) + [truncated_last[i]]
+        f0, s0 = f0 + n + 1, s0 + n
+    S = sum(lengths)
+    return dict(
+        state=torch.arange(frames, dtype=torch.float32)[:, None],
+        actions=torch.arange(S, dtype=torch.float32)[:, None] if actions is None else actions,
+        rewards=torch.arange(S, dtype=torch.float32),
+        terminated=torch.tensor(term),
+        truncated=torch.tensor(trunc),
+        step_frame=torch.tensor(step_frame),
+        ep_last=torch.tensor(ep_last),
+    )
+
+
+def test_demo_store_transitions_and_bootstrapping_at_demo_ends():
+    """Episode 0 (steps 0-2, frames 0-3) ends in a success termination, episode 1 (steps 3-4, frames
+    4-6) where the recorder stopped. 'always': both ends bootstrap from the episode's last frame;
+    'truncation': the success does not, the recorder's end does (it is no real end of the task)."""
+    for mode, disc0 in (("always", GAMMA), ("truncation", 0.0)):
+        d = replay.DemoReplay(_demo_data(), "cpu", GAMMA, 1, mode)
+        b = d.gather(torch.arange(5))
+        assert b["obs", "state"].flatten().tolist() == [0, 1, 2, 4, 5]
+        assert b["next_obs", "state"].flatten().tolist() == [1, 2, 3, 5, 6]
+        assert b["action"].flatten().tolist() == [0, 1, 2, 3, 4]
+        assert b["reward"].tolist() == [0, 1, 2, 3, 4]
+        assert b["discount"].tolist() == [GAMMA, GAMMA, disc0, GAMMA, GAMMA], mode
+    assert (d.num_transitions, d.num_episodes) == (5, 2)
+
+
+def test_demo_store_n_step_windows_stop_at_the_episode_end():
+    d = replay.DemoReplay(_demo_data(), "cpu", GAMMA, 3, "always")
+    b = d.gather(torch.tensor([0, 1, 3]))
+    # step 0: r0 + g r1 + g^2 r2, then the episode's last frame (3); step 1: r1 + g r2 (window clipped)
+    assert b["reward"].tolist() == [0 + GAMMA * 1 + GAMMA**2 * 2, 1 + GAMMA * 2, 3 + GAMMA * 4]
+    assert b["discount"].tolist() == [GAMMA**3, GAMMA**2, GAMMA**2]
+    assert b["next_obs", "state"].flatten().tolist() == [3, 3, 6]
+
+
+def _online_buffer(n_envs=2, capacity=40):
+    return replay.ReplayBuffer(n_envs, capacity, {"state": ((1,), torch.float32)}, 1, "cpu", 5, GAMMA)
+
+
+def _fill_online(rb, steps, value=100.0):
+    n = rb.N
+    for s in range(steps):
+        rb.add(
+            torch.full((n, 1), value + s),
+            torch.full((n, 1), -1.0),
+            torch.full((n,), -1.0),
+            torch.zeros(n, dtype=torch.bool),
+            torch.zeros(n, dtype=torch.bool),
+        )
+
+
+@pytest.mark.parametrize("ratio, batch, n_demo", [(0.5, 64, 32), (0.25, 10, 2), (0.0, 8, 0), (0.9, 7, 6)])
+def test_mixed_batches_have_the_exact_ratio_and_mark_the_demo_rows(ratio, batch, n_demo):
+    demos = replay.DemoReplay(_demo_data(), "cpu", GAMMA)
+    rb = _online_buffer()
+    _fill_online(rb, 10)
+    b = replay.mixed_sample(rb, demos, batch, ratio)
+    assert b.batch_size == torch.Size([batch]) and int(b["demo"].sum()) == n_demo
+    assert b["demo"][:n_demo].all() and not b["demo"][n_demo:].any()  # demo rows first
+    # demo rows come from the demos (states < 7), online rows from the buffer (>= 100)
+    assert (b["obs", "state"][b["demo"]] < 7).all() and (b["obs", "state"][~b["demo"]] >= 100).all()
+    assert torch.equal(b["action"][~b["demo"]], torch.full((batch - n_demo, 1), -1.0))
+
+
+def test_online_data_never_overwrites_the_demo_store():
+    demos = replay.DemoReplay(_demo_data(), "cpu", GAMMA)
+    before = {k: v.clone() for k, v in demos.frames.items()}, demos.steps.clone()
+    rb = _online_buffer(capacity=10)
+    _fill_online(rb, 200)  # the online ring wraps many times
+    for _ in range(5):
+        replay.mixed_sample(rb, demos, 16, 0.5)
+    assert all(torch.equal(demos.frames[k], v) for k, v in before[0].items())
+    assert (demos.steps == before[1]).all()
+
+
+# ----------------------------------------------------------------------------- updater schedules
+def _updater(**kw):
+    args = SimpleNamespace(
+        cudagraphs=False,
+        compile=False,
+        q_lr=1e-3,
+        policy_lr=1e-3,
+        alpha_lr=1e-3,
+        alpha=0.2,
+        autotune=True,
+        batch_size=16,
+        utd=1.0,
+        policy_frequency=1,
+        target_network_frequency=1,
+        tau=0.01,
+        learning_starts=0,
+        demo_ratio=0.5,
+        critic_warmup_steps=0,
+        bc_coef=0.0,
+        bc_decay_steps=0,
+    )
+    for k, v in kw.items():
+        setattr(args, k, v)
+    torch.manual_seed(0)
+    actor = Actor(1, 1, 8)
+    num_q = kw.get("num_q", 2)
+    qnets = QEnsemble(lambda: QNetwork(1, 1, 8), num_q, torch.device("cpu"))
+    upd = make_sac_updates(actor, qnets, args, 1, torch.device("cpu"))
+    demos = replay.DemoReplay(_demo_data(actions=DEMO_ACTIONS), "cpu", GAMMA)
+    rb = _online_buffer()
+    _fill_online(rb, 10)
+    return SacUpdater(upd, qnets, args, torch.device("cpu"), demos=demos), actor, rb
+
+
+DEMO_ACTIONS = torch.full((5, 1), 0.6)  # inside the actor's bounds [-1, 1]
+DEMO_STATES = torch.tensor([[0.0], [1.0], [2.0], [4.0], [5.0]])  # the frames those steps start from
+
+
+def test_critic_warmup_takes_no_actor_step_before_it_ends():
+    updater, actor, rb = _updater(critic_warmup_steps=5)
+    w0 = [p.clone() for p in actor.parameters()]
+    q0 = [p.clone() for p in updater.qnets.parameters()]
+    updater(rb, 5)  # 5 gradient steps: the warm-up
+    assert updater.num_updates == 5 and updater.num_actor_updates == 0 and updater.actor_logs is None
+    assert all(torch.equal(a, b) for a, b in zip(w0, actor.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(q0, updater.qnets.parameters()))
+    updater(rb, 1)
+    assert updater.num_actor_updates == 1
+    assert not all(torch.equal(a, b) for a, b in zip(w0, actor.parameters()))
+
+
+def test_bc_coefficient_anneals_linearly_to_zero_over_the_decay_steps():
+    updater, _, rb = _updater(bc_coef=2.0, bc_decay_steps=4)
+    seen = []
+    for _ in range(6):
+        updater(rb, 1)
+        seen.append(float(updater.actor_logs["bc_coef"]))
+    assert seen == [2.0, 1.5, 1.0, 0.5, 0.0, 0.0]
+    constant, _, rb = _updater(bc_coef=0.7)
+    constant(rb, 3)
+    assert float(constant.actor_logs["bc_coef"]) == pytest.approx(0.7)
+
+
+def test_bc_term_pulls_the_actor_towards_the_demo_actions():
+    """With only the BC term (no Q gradient worth speaking of at a huge coefficient), the deterministic
+    action on demo states moves towards the demo actions."""
+    updater, actor, rb = _updater(bc_coef=1000.0, policy_lr=1e-2)
+    err0 = (actor.deterministic(DEMO_STATES) - DEMO_ACTIONS).pow(2).mean()
+    updater(rb, 100)
+    err1 = (actor.deterministic(DEMO_STATES) - DEMO_ACTIONS).pow(2).mean()
+    assert err1 < 0.25 * err0, (err0, err1)
+    assert float(updater.actor_logs["bc_loss"]) > 0
+
+
+def test_ensemble_of_more_than_two_critics_trains_all_of_them():
+    updater, _, rb = _updater(num_q=5)
+    q0 = {k: v.clone() for k, v in updater.qnets.params.items()}
+    updater(rb, 3)
+    for k, v in updater.qnets.params.items():
+        assert v.shape[0] == 5
+        assert all(not torch.equal(v[i], q0[k][i]) for i in range(5)), k
+
+
+# ----------------------------------------------------------------------------- pipeline fixtures
+@pytest.fixture(scope="module")
+def ft(tmp_path_factory):
+    """2 PickCube demos as state and as rgb 36x36 (pd_ee_delta_pos, with rewards), and a bc.py
+    --policy gaussian checkpoint from each."""
+    root = tmp_path_factory.mktemp("finetune")
+    demos = root / "demos"
+    common = ("--env-id", "PickCube", "--out-dir", str(demos), "--control-mode", "pd_ee_delta_pos", "--num-procs", "1")
+    p = run_script("cleanrl_style/collect_demos.py", *common, "--num-demos", "2", "--obs-mode", "state", timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    p = run_script(
+        "cleanrl_style/collect_demos.py",
+        *common,
+        "--convert-only",
+        "--obs-mode",
+        "rgb",
+        "--image-size",
+        "36",
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    mp = demos / "PickCube-v1" / "motionplanning"
+    out = dict(
+        root=root,
+        state=mp / "state" / "trajectory.state.pd_ee_delta_pos.physx_cpu.h5",
+        rgb=mp / "rgb36" / "trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5",
+    )
+    bc_common = ("--env-id", "PickCube", "--policy", "gaussian", "--eval-freq", "0", "--num-eval-episodes", "1")
+    bc_common += ("--num-eval-envs", "1", "--max-episode-steps", "5")
+    for mode, extra in (("state", ("--total-iters", "50")), ("rgb", ("--total-iters", "4", "--batch-size", "8"))):
+        runs = root / f"bc_{mode}"
+        p = run_script(
+            "cleanrl_style/bc.py",
+            *bc_common,
+            *("--obs-mode", mode, "--demo-path", str(out[mode]), "--runs-dir", str(runs), *extra),
+            timeout=600,
+        )
+        assert p.returncode == 0, p.stderr[-3000:]
+        (run_dir,) = runs.iterdir()
+        out[f"bc_{mode}"] = run_dir / "last.pt"
+    return out
+
+
+def test_converted_demos_record_rewards_in_the_env_reward_mode(ft):
+    data = load_demos(str(ft["state"]), "state", None, rewards=True)
+    assert data["rewards"].shape == data["terminated"].shape == (len(data["actions"]),)
+    assert data["rewards"].dtype == torch.float32 and (data["rewards"] <= 1.0).all()  # normalized_dense
+    assert data["terminated"][data["ep_last"].unique()].all()  # motion-planning demos end at success
+    assert finetune.default_reward_mode("PickCube-v1") == "normalized_dense"
+
+
+def _fake_env(obs_mode="state", env_id="PickCube-v1", control_mode="pd_ee_delta_pos", image=36, state_dim=None):
+    shapes = {"state": (state_dim or 42,)} if obs_mode == "state" else {"rgb": (3, image, image), "state": (29,)}
+    return SimpleNamespace(
+        env_id=env_id,
+        cfg=dict(control_mode=control_mode),
+        obs_shapes=shapes,
+        action_dim=4,
+        state_layout=lambda: _LAYOUT,
+    )
+
+
+_LAYOUT: list = []
+
+
+@pytest.fixture(scope="module")
+def rgb_layout(ft):
+    """The state layout of the rgb env (what load_demos needs to assemble pixel-mode state)."""
+    from cleanrl_style.lib.envs import make_env
+
+    env = make_env("PickCube", 1, "rgb", image_size=36, control_mode="pd_ee_delta_pos", sim_backend="cpu", seed=0)
+    _LAYOUT[:] = env.state_layout()
+    shapes = dict(env.obs_shapes)
+    env.close()
+    return shapes
+
+
+def _args(**kw):
+    return SimpleNamespace(gamma=0.8, n_step=1, bootstrap_at_done="always", **kw)
+
+
+def test_demo_replay_loads_pixel_demos_as_the_env_sees_them(ft, rgb_layout):
+    env = _fake_env("rgb", state_dim=rgb_layout["state"][0])
+    env.obs_shapes = rgb_layout
+    d = finetune.load_demo_replay(str(ft["rgb"]), env, "rgb", _args(), torch.device("cpu"))
+    b = d.sample(4)
+    assert b["obs", "rgb"].dtype == torch.uint8 and tuple(b["obs", "rgb"].shape[1:]) == rgb_layout["rgb"]
+    assert b["obs", "state"].shape == (4, rgb_layout["state"][0])
+
+
+@pytest.mark.parametrize(
+    "env_kw, mode, needle",
+    [
+        (dict(env_id="PushCube-v1"), "state", "PickCube-v1 demos"),
+        (dict(control_mode="pd_joint_delta_pos"), "state", "control mode"),
+        (dict(), "rgb", "obs mode"),
+    ],
+)
+def test_demo_file_that_does_not_fit_the_run_is_one_clear_error(ft, env_kw, mode, needle):
+    with pytest.raises(UserError, match=needle):
+        finetune.load_demo_replay(str(ft["state"]), _fake_env(mode, **env_kw), mode, _args(), torch.device("cpu"))
+
+
+def test_pixel_demos_of_another_image_size_are_refused(ft, rgb_layout):
+    env = _fake_env("rgb", image=64)
+    with pytest.raises(UserError, match="36x36 images, this run renders 64x64"):
+        finetune.load_demo_replay(str(ft["rgb"]), env, "rgb", _args(), torch.device("cpu"))
+
+
+def test_demos_without_rewards_or_in_another_reward_mode_are_refused(ft, tmp_path):
+    import shutil
+
+    h5, js = tmp_path / "d.h5", tmp_path / "d.json"
+    shutil.copy(ft["state"], h5)
+    shutil.copy(ft["state"].with_suffix(".json"), js)
+    with h5py.File(h5, "a") as f:
+        for k in f:
+            del f[k]["rewards"]
+    with pytest.raises(UserError, match="records no rewards"):
+        finetune.load_demo_replay(str(h5), _fake_env(), "state", _args(), torch.device("cpu"))
+    meta = json.loads(js.read_text())
+    meta["env_info"]["env_kwargs"]["reward_mode"] = "sparse"
+    js.write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="'sparse' rewards"):
+        finetune.load_demo_replay(str(h5), _fake_env(), "state", _args(), torch.device("cpu"))
+
+
+# ----------------------------------------------------------------------------- weight transfer
+def _spec_of(ckpt):
+    e = ckpt["env"]
+    return dict(
+        env_id=e["env_id"],
+        obs_mode=e["obs_mode"],
+        control_mode=e["control_mode"],
+        obs_shapes=e["obs_shapes"],
+        action_dim=e["action_dim"],
+    )
+
+
+def test_bc_to_sac_transfer_gives_the_bc_actions_from_state(ft):
+    ckpt = load_checkpoint(ft["bc_state"])
+    spec = finetune.init_spec(str(ft["bc_state"]), "sac", _spec_of(ckpt))
+    obs_dim = ckpt["env"]["obs_shapes"]["state"][0]
+    policy = sac.StatePolicy(spec["state_dim"], 4, spec["hidden_dim"], state_in_dim=obs_dim)
+    assert "BC checkpoint" in finetune.load_init(spec, policy)
+    bc_policy = bc.load_policy(ckpt, torch.device("cpu"))
+    obs = load_demos(str(ft["state"]), "state", None)["state"]
+    torch.testing.assert_close(policy.deterministic(obs), bc_policy(obs), rtol=0, atol=1e-6)
+
+
+def test_bc_to_sac_rgb_transfer_gives_the_bc_actions_from_pixels(ft, rgb_layout):
+    ckpt = load_checkpoint(ft["bc_rgb"])
+    spec = finetune.init_spec(str(ft["bc_rgb"]), "sac_rgb", _spec_of(ckpt))
+    policy = sac_rgb.PixelPolicy(
+        3, 36, 36, spec["state_dim"], 4, spec["feature_dim"], spec["hidden_dim"], state_in_dim=rgb_layout["state"][0]
+    )
+    assert finetune.load_init(spec, policy).startswith("image encoder")
+    bc_policy = bc.load_policy(ckpt, torch.device("cpu"))
+    data = load_demos(str(ft["rgb"]), "rgb", None, _LAYOUT)
+    obs = {"rgb": data["rgb"][:6], "state": data["state"][:6]}
+    torch.testing.assert_close(policy.deterministic(obs), bc_policy(obs), rtol=0, atol=1e-6)
+
+
+def test_bc_checkpoints_that_cannot_start_an_actor_are_refused(ft, tmp_path):
+    spec = _spec_of(load_checkpoint(ft["bc_state"]))
+    for change, needle in (
+        (dict(head="chunk"), "bc.py --policy gaussian"),
+        (dict(obs_horizon=2), "--obs-horizon 2"),
+    ):
+        bad = load_checkpoint(ft["bc_state"])
+        bad["model_kwargs"]["model"].update(change)
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(UserError, match=needle):
+            finetune.init_spec(str(tmp_path / "bad.pt"), "sac", spec)
+    with pytest.raises(UserError, match="control mode"):
+        finetune.init_spec(str(ft["bc_state"]), "sac", dict(spec, control_mode="pd_joint_delta_pos"))
+    with pytest.raises(UserError, match="obs mode"):
+        finetune.init_spec(str(ft["bc_state"]), "sac_rgb", dict(spec, obs_mode="rgb"))
+    ppo_like = load_checkpoint(ft["bc_state"])
+    ppo_like["script"] = "ppo"
+    torch.save(ppo_like, tmp_path / "ppo.pt")
+    with pytest.raises(UserError, match="written by ppo.py; sac.py starts from bc.py or sac.py"):
+        finetune.init_spec(str(tmp_path / "ppo.pt"), "sac", spec)
+    # weights that do not fit the network (another hidden size than the architecture says)
+    wrong = finetune.init_spec(str(ft["bc_state"]), "sac", spec)
+    policy = sac.StatePolicy(wrong["state_dim"], 4, 16, state_in_dim=spec["obs_shapes"]["state"][0])
+    with pytest.raises(UserError, match="the actor does not fit"):
+        finetune.load_init(wrong, policy)
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (("--demo-ratio", "1.0"), "--demo-ratio must be in [0, 1)"),
+        (("--demo-ratio", "-0.1"), "--demo-ratio must be in [0, 1)"),
+        (("--bc-coef", "1.0"), "--bc-coef needs --demos"),
+        (("--num-q", "1"), "--num-q must be >= 2"),
+        (("--critic-warmup-steps", "-1"), "--critic-warmup-steps must be >= 0"),
+    ],
+)
+def test_bad_finetune_flags_are_one_error_line(flags, needle):
+    p = run_script("cleanrl_style/sac.py", "--sim-backend", "cpu", *flags)
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, needle)
+
+
+# ----------------------------------------------------------------------------- tiny runs
+def _tiny(script, ft, mode, runs, *extra):
+    flags = [
+        *("--env-id", "PickCube", "--control-mode", "pd_ee_delta_pos", "--num-envs", "1", "--num-eval-envs", "1"),
+        *("--num-eval-episodes", "1", "--max-episode-steps", "5", "--total-timesteps", "24", "--eval-freq", "12"),
+        *("--learning-starts", "6", "--batch-size", "8", "--buffer-size", "100", "--log-freq", "12"),
+        *("--demos", str(ft[mode]), "--init-from", str(ft[f"bc_{mode}"]), "--critic-warmup-steps", "2"),
+        *("--bc-coef", "1", "--bc-decay-steps", "4", "--num-q", "3", "--runs-dir", str(runs), *extra),
+    ]
+    return run_script(f"cleanrl_style/{script}.py", *flags, timeout=600)
+
+
+@pytest.mark.parametrize("script, mode, extra", [("sac", "state", ()), ("sac_rgb", "rgb", ("--image-size", "36"))])
+def test_tiny_finetune_run_writes_checkpoints_that_evaluate_reloads(ft, tmp_path, script, mode, extra):
+    runs = tmp_path / "runs"
+    p = _tiny(script, ft, mode, runs, *extra)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
+    assert "loaded the" in p.stdout and "BC checkpoint" in p.stdout and "--demos" in p.stdout
+    (run_dir,) = runs.iterdir()
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    evals = [r.split(",") for r in rows if ",eval/success_once," in r]
+    assert evals[0][0] == "0"  # the loaded BC policy is evaluated before any update
+    assert any(",losses/bc_loss," in r for r in rows)
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    assert ckpt["train_state"]["num_actor_updates"] > 0
+    assert ckpt["args"]["num_q"] == 3 and len(ckpt["train_state"]["qnets"]["params"]["net.0.weight"]) == 3
+    e = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "1")
+    assert e.returncode == 0, e.stderr[-2000:]
+    # a fine-tuned checkpoint starts another run (policy, critics and temperature)
+    again = tmp_path / "again"
+    flags = ["--init-from", str(run_dir / "last.pt"), "--demos", str(ft[mode]), "--num-q", "3"]
+    q = run_script(
+        f"cleanrl_style/{script}.py",
+        *("--env-id", "PickCube", "--control-mode", "pd_ee_delta_pos", "--num-envs", "1", "--num-eval-envs", "1"),
+        *("--num-eval-episodes", "1", "--max-episode-steps", "5", "--total-timesteps", "6", "--eval-freq", "0"),
+        *("--learning-starts", "2", "--batch-size", "4", "--buffer-size", "50", "--runs-dir", str(again)),
+        *flags,
+        *extra,
+        timeout=600,
+    )
+    assert q.returncode == 0, q.stderr[-3000:]
+    assert "policy of a SAC checkpoint with its critics and temperature" in q.stdout
+
+
+def test_finetune_gpu_config_parses_and_names_its_tier():
+    import re
+    import shlex
+
+    import tyro
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    text = (REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_gpu.args").read_text()
+    assert re.search(r"^# tier: gpu$", text, re.M) and "NOT YET MEASURED" in text
+    flags = [tok for line in text.splitlines() if not line.strip().startswith("#") for tok in shlex.split(line)]
+    args = tyro.cli(sac_rgb.Args, args=flags)
+    assert (args.num_envs, args.critic_encoder, args.num_q) == (512, "separate", 10) and args.demos
+
+
+def test_finetune_cpu_pipeline_refuses_an_unknown_row(tmp_path):
+    import subprocess
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    p = subprocess.run(
+        ["bash", str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh"), str(tmp_path), "1", "bogus"],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and "ROW must be" in p.stderr and not any(tmp_path.iterdir())
+
+
+def test_separate_critic_encoder_leaves_the_policy_encoder_as_loaded():
+    """--critic-encoder separate: the critic step trains the critics' copy of the encoder; the policy's
+    encoder (what a BC-initialised actor acts on) never changes, and the actor still learns."""
+    import copy
+
+    from tensordict import TensorDict
+
+    torch.manual_seed(0)
+    policy = sac_rgb.PixelPolicy(3, 36, 36, 2, 2, feature_dim=8, hidden_dim=8, state_in_dim=3)
+    critic_enc = copy.deepcopy(policy.encoder)
+    qnets = QEnsemble(lambda: QNetwork(policy.encoder.out_dim, 2, 8), 2, torch.device("cpu"))
+    args = SimpleNamespace(
+        cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3, autotune=True
+    )
+    upd = make_sac_updates(
+        policy.actor, qnets, args, 2, torch.device("cpu"), encoder=critic_enc, actor_encoder=policy.encoder
+    )
+
+    def obs():
+        rgb = torch.randint(0, 256, (8, 3, 36, 36), dtype=torch.uint8)
+        return TensorDict(rgb=rgb, state=torch.randn(8, 3), batch_size=[8])
+
+    batch = TensorDict(
+        obs=obs(),
+        next_obs=obs(),
+        action=torch.rand(8, 2) * 2 - 1,
+        reward=torch.randn(8),
+        discount=torch.full((8,), 0.8),
+        batch_size=[8],
+    )
+    pol0 = {k: v.clone() for k, v in policy.state_dict().items()}
+    crit0 = [p.clone() for p in critic_enc.parameters()]
+    out = upd.critic(batch)
+    assert any(not torch.equal(a, b) for a, b in zip(crit0, critic_enc.parameters()))
+    torch.testing.assert_close(out["actor_feat"], policy.encoder(batch["obs", "rgb"], batch["obs", "state"]))
+    upd.actor(out)
+    after = policy.state_dict()
+    assert all(torch.equal(pol0[k], after[k]) for k in pol0 if k.startswith("encoder."))
+    assert any(not torch.equal(pol0[k], after[k]) for k in pol0 if k.startswith("actor.net"))
