@@ -26,7 +26,10 @@ Generated tables in other pages: a block in docs/*.md between
     <!-- end generated -->
 is re-rendered by --gather and --render from the CSV it names (path from the repository root). Kinds:
 `bc` = a bench/bc_results.py CSV (one row per variant, every seed's evaluations and final success);
-`aug` = a bench/aug_throughput.py CSV (images/s per resolution x batch x implementation). So a page's
+`aug` = a bench/aug_throughput.py CSV (images/s per resolution x batch x implementation);
+`finetune` = a bench/finetune_results.py CSV (one row per experiment row of docs/finetune.md: final
+success mean +- std over seeds, the dip and the start of the in-training curve, env steps, wall time,
+hardware; rows without runs say "not run yet", also for a CSV that holds only its header). So a page's
 results table has one source, the CSV, and never holds numbers typed by hand.
 tests/test_bench.py checks that re-rendering the committed docs changes nothing.
 """
@@ -683,7 +686,118 @@ def aug_table(rows: list[dict]) -> list[str]:
     return out[:-1]
 
 
-BLOCK_KINDS = {"bc": (bc_table, "bench/bc_results.py"), "aug": (aug_table, "bench/aug_throughput.py")}
+# the rows of the fine-tuning experiment (bench/finetune_results.py decides a run's row from its flags)
+FINETUNE_ROWS = {
+    "bc": "the BC policy alone (bc.py --policy gaussian), no RL",
+    "scratch": "SAC from pixels: random init, no demos",
+    "demos": "demos in a second replay store, random init (RLPD)",
+    "bc_init": "actor and encoder from BC, no demos",
+    "bc_init_demos": "BC init + demos + annealed BC term (the recipe)",
+}
+
+
+def finetune_runs(rows: list[dict]) -> tuple[dict[tuple[str, str], list[dict]], dict[tuple[str, str], int]]:
+    """The lines of a bench/finetune_results.py CSV that count, as (device, row) -> lines in seed order:
+    the last line of each run_dir (a held-out evaluation supersedes a final_eval.json line), then per
+    (device, row, seed) the newest run (by start date). Also how many older runs of a seed were left out."""
+    last: dict[str, dict] = {}
+    for i, r in enumerate(rows):
+        last[r.get("run_dir") or f"#{i}"] = r
+    newest: dict[tuple[str, str, str], dict] = {}
+    left_out: dict[tuple[str, str], int] = defaultdict(int)
+    for r in last.values():
+        key = (r.get("device") or "unknown", r.get("row") or "?", r.get("seed", ""))
+        prev = newest.get(key)
+        if prev is not None:
+            left_out[key[:2]] += 1
+        if prev is None or r.get("date", "") >= prev.get("date", ""):
+            newest[key] = r
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for (device, row, _), r in newest.items():
+        groups[(device, row)].append(r)
+    for v in groups.values():
+        v.sort(key=lambda r: _seed_key(r.get("seed", "")))
+    return dict(groups), dict(left_out)
+
+
+def _short_commit(commit: str) -> str:
+    """12 hex digits, keeping git_commit()'s -dirty mark (uncommitted changes were in the run)."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+
+
+def _fmt_steps_cell(cell) -> str:
+    n = _shared.to_float(cell)
+    return fmt_steps(int(n)) if n == n else "–"
+
+
+def finetune_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of a bench/finetune_results.py CSV: one per experiment row (per device when the CSV
+    holds several), in FINETUNE_ROWS order; rows without runs are listed as not run yet."""
+    f = _shared.to_float
+    groups, left_out = finetune_runs(rows)
+    order = list(FINETUNE_ROWS)
+    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
+
+    def rank(key):
+        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1]
+
+    out = [
+        "| row | what | seeds | final success_once | final success_at_end | final evaluation "
+        "| min eval success_once (mean) | start success_once (mean) | env steps | wall time: mean, min "
+        "| device | commit |",
+        "|---|---|---|---|---|---|---|---|---:|---|---|---|",
+    ]
+    for key in sorted(groups, key=rank):
+        device, row = key
+        rs = groups[key]
+        seeds = [r.get("seed", "") for r in rs]
+        seed_cell = f"{len(rs)} ({', '.join(seeds)})" + ("; fewer than 3" if len(rs) < 3 else "")
+        if left_out.get(key):
+            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+
+        def uniq(fmt, rs=rs):
+            return ", ".join(dict.fromkeys(fmt(r) for r in rs))
+
+        def evaluation(r):
+            if str(r.get("final_source", "")).startswith("eval_last"):
+                return f"{r.get('test_episodes', '?')} held-out episodes (seeds {r.get('test_seed', '?')}+)"
+            return f"{r.get('test_episodes', '?')} episodes (final_eval.json)"
+
+        def mean_of(col, rs=rs):
+            vals = [f(r.get(col)) for r in rs if f(r.get(col)) == f(r.get(col))]
+            return fmt2(statistics.fmean(vals)) if vals else "–"
+
+        walls = [f(r.get("wall_s")) for r in rs if f(r.get("wall_s")) == f(r.get("wall_s"))]
+        wall = f"{fmt_wall(walls)} (min {fmt_wall([min(walls)])})" if walls else "–"
+        pre = [f(r.get("pretrain_s")) for r in rs if f(r.get("pretrain_s")) > 0]
+        if pre:
+            wall += f"; + BC training {fmt_wall(pre)}"
+        commits = [
+            c
+            for r in rs
+            for c in [r.get("commit") or ""] + [x.partition("@")[2] for x in (r.get("resumed") or "").split(";")]
+        ]
+        steps = "0 (no RL)" if row == "bc" else uniq(lambda r: _fmt_steps_cell(r.get("env_steps")))
+        out.append(
+            f"| {row} | {FINETUNE_ROWS.get(row, '?')} | {seed_cell} | "
+            f"{mean_std([f(r.get('final_success_once')) for r in rs])} | "
+            f"{mean_std([f(r.get('final_success_at_end')) for r in rs])} | {uniq(evaluation)} | "
+            f"{mean_of('min_eval_success_once')} | {mean_of('start_success_once')} | {steps} | {wall} | "
+            f"{device} | {', '.join(dict.fromkeys(_short_commit(c) for c in commits if c)) or 'unknown'} |"
+        )
+    ran = {row for _, row in groups}
+    for row, what in FINETUNE_ROWS.items():
+        if row not in ran:
+            out.append(f"| {row} | {what} | not run yet | – | – | – | – | – | – | – | – | – |")
+    return out
+
+
+BLOCK_KINDS = {
+    "bc": (bc_table, "bench/bc_results.py"),
+    "aug": (aug_table, "bench/aug_throughput.py"),
+    "finetune": (finetune_table, "bench/finetune_results.py"),
+}
+RENDERS_EMPTY = ("finetune",)  # kinds whose table says which rows have not run yet, even for a header-only CSV
 
 
 def render_block(spec: str, page: Path) -> list[str]:
@@ -705,7 +819,7 @@ def render_block(spec: str, page: Path) -> list[str]:
         f"<!-- Rendered by `python bench/reproduce.py --render` from {_doc_path(path)} ({writer} rows). "
         "Edit the CSV, not this table. -->",
         "",
-        *(table(rows) if rows else [f"No rows in `{_doc_path(path)}` yet."]),
+        *(table(rows) if rows or kind in RENDERS_EMPTY else [f"No rows in `{_doc_path(path)}` yet."]),
         "",
     ]
 

@@ -39,7 +39,7 @@ t1=$(now)
 
 # ---- 2. the starting policy: single-step tanh-Gaussian BC (the architecture sac_rgb.py loads)
 BC_DIR="$OUT/bc/seed$SEED"
-BC_CKPT=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1)
+BC_CKPT=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1 || true)
 if [ -z "$BC_CKPT" ] || [ ! -f "$BC_CKPT/final_eval.json" ]; then
   rm -rf "$BC_DIR"
   "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --policy gaussian --demo-path "$DEMO" \
@@ -62,7 +62,7 @@ case "$ROW" in
   scratch)       ROW_FLAGS=() ;;
 esac
 RUNS="$OUT/rl/$ROW/seed$SEED"
-RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1)
+RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
 if [ -n "$RUN" ] && [ -f "${RUN%/}/final_eval.json" ]; then
   echo "finetune: $RUN is finished"
 elif [ -n "$RUN" ] && [ -f "${RUN%/}/last.pt" ]; then
