@@ -243,14 +243,18 @@ def build_checks(py: str, work: str, results_dir: str) -> list[Check]:
     # opt-in fast paths: the default budget reaches the correctness checks first
     train_checks("eager")
     if _shared.script_path("collect_demos").is_file() and _shared.script_path("bc").is_file():
+        rel = f"{ENV_ID}-v1/motionplanning/state/trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+        # the GPU image has no motion planner (mplib): scripts/gpu_extras.sh carries 2 demos in .gpu/demos
+        carried = _shared.REPO_ROOT / ".gpu" / "demos" / rel
         demos = f"{work}/bc_cpu_eval/demos"
-        demo = f"{demos}/{ENV_ID}-v1/motionplanning/state/trajectory.state.pd_ee_delta_pos.physx_cpu.h5"
+        demo = str(carried) if carried.is_file() else f"{demos}/{rel}"
         collect = (py, "cleanrl_style/collect_demos.py", "--env-id", ENV_ID, "--num-demos", "2", "--out-dir", demos)
         collect += ("--obs-mode", "state", "--control-mode", "pd_ee_delta_pos", "--num-procs", "1")
         bc = (py, "cleanrl_style/bc.py", "--env-id", ENV_ID, "--demo-path", demo, "--sim-backend", "cpu")
         bc += ("--total-iters", "50", "--eval-freq", "25", "--num-eval-episodes", "2", "--num-eval-envs", "1")
         bc += ("--runs-dir", f"{work}/bc_cpu_eval/runs", "--exp-name", "gpu_check_bc")
-        checks.append(Check("bc_cpu_eval", "", "bc", 120, 360, (collect, bc)))
+        steps = (bc,) if carried.is_file() else (collect, bc)
+        checks.append(Check("bc_cpu_eval", "", "bc", 120, 360, steps))
     checks.append(Check("eval_memory", "", "inproc", 90, 240, inproc("eval_memory")))
     for mode in MODES[1:]:
         train_checks(mode)
@@ -951,6 +955,7 @@ def doc_section() -> list[str]:
         "",
         "```bash",
         "bash ../shared/gpu/make_bundle.sh          # here, in the project virtualenv: builds .gpu/ (carry it)",
+        "bash scripts/gpu_extras.sh                 # here: adds PyYAML, tqdm, tensorboard and 2 demos to .gpu/",
         "source .gpu/remote_setup.sh && make gpu-check     # on the box: system python3 (no .venv there)",
         'source .gpu/remote_setup.sh && make gpu-check GPU_CHECK_ARGS="--only bc_cpu_eval eval_memory --keep-dir '
         '$OUT/gpu_check"',

@@ -74,6 +74,29 @@ def test_run_logger_layout_config_and_metrics(tmp_path):
     assert events and events[0].stat().st_size > 0
 
 
+def test_run_logger_without_tensorboard_warns_once_and_still_writes_metrics(tmp_path, monkeypatch, capsys):
+    """The offline GPU bundle may lack tensorboard: the run goes on with metrics.csv (what results read)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *a, **k):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    run = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
+    try:
+        run.log(5, {"losses/a": 2.0})
+    finally:
+        run.close()
+    err = capsys.readouterr().err
+    assert err.count("no TensorBoard logging") == 1 and "metrics.csv" in err
+    assert not list(run.dir.glob("events.out.tfevents.*"))
+    assert (run.dir / "metrics.csv").read_text().splitlines()[1].split(",")[2:] == ["losses/a", "2"]
+
+
 def test_run_logger_does_not_reuse_an_existing_dir(tmp_path):
     a = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))
     b = RunLogger(_Args(), "ppo", "PickCube-v1", 7, runs_dir=str(tmp_path))

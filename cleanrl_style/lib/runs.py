@@ -251,6 +251,17 @@ def _default_of(args: Any, name: str) -> Any:
     return f.default
 
 
+def _tensorboard_writer(run_dir: Path, purge_step: Optional[int]):
+    """TensorBoard's writer, or None with one warning where tensorboard is not installed (the offline GPU
+    bundle may lack it): metrics.csv, which every result is read from, is written either way."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        print(f"warning: no TensorBoard logging ({e}); metrics.csv is written as usual", file=sys.stderr)
+        return None
+    return SummaryWriter(str(run_dir), purge_step=purge_step)
+
+
 class RunLogger:
     """runs/<env>__<script>__<seed>__<timestamp>/ with config.yaml, metrics.csv (long format:
     step, wall_time, name, value), TensorBoard events, W&B with track=True, and a progress bar.
@@ -313,9 +324,7 @@ class RunLogger:
         self.name = self.dir.name
         self.start = time.time()
         atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(self.dir), purge_step=(resume_step + 1) if resume_dir is not None else None)
+        self.tb = _tensorboard_writer(self.dir, (resume_step + 1) if resume_dir is not None else None)
         new_csv = not (self.dir / "metrics.csv").exists()
         self._csv_file = open(self.dir / "metrics.csv", "a", newline="")
         self._csv = csv.writer(self._csv_file)
@@ -368,7 +377,8 @@ class RunLogger:
         for k, v in metrics.items():
             v = float(v.item() if torch.is_tensor(v) else v)
             clean[k] = v
-            self.tb.add_scalar(k, v, step)
+            if self.tb is not None:
+                self.tb.add_scalar(k, v, step)
             self._csv.writerow([int(step), f"{wall:.6f}", k, f"{v:.6g}"])  # us: timing maths must not round
         self._csv_file.flush()
         if self.wandb is not None:
@@ -391,7 +401,8 @@ class RunLogger:
     def close(self) -> None:
         if self.pbar is not None:
             self.pbar.close()
-        self.tb.close()
+        if self.tb is not None:
+            self.tb.close()
         self._csv_file.close()
         if self.wandb is not None:
             self.wandb.finish()
