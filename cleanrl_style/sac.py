@@ -150,7 +150,9 @@ class Args:
     compile: bool = False
     """torch.compile the update functions and the rollout policy (opt-in fast path)"""
     cudagraphs: bool = False
-    """capture the update functions and the rollout policy in CUDA graphs (tensordict CudaGraphModule; needs CUDA)"""
+    """capture each whole gradient step (replay sampling, augmentation, critic, actor, target update) in one
+    CUDA graph replayed without device syncs (lib/fast.CapturedStep), and the rollout policy with tensordict's
+    CudaGraphModule; needs CUDA and the buffer on the GPU. Not yet run on a GPU"""
     capture_video: bool = False
     """save an mp4 of the first batch of final-evaluation episodes (videos/final_eval.mp4)"""
     track: bool = False

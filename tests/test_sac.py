@@ -911,3 +911,77 @@ def test_sac_resume_without_saved_replay_refills_before_updating(tmp_path):
     rows = _assert_metrics_read_as_one_run(run_dir)
     # utd 0.5 on 1 env: 2 updates in steps 5..8; after the resume at 8 none in 9..12, 2 in 13..16
     assert [(s, v) for s, n, v in rows if n == "charts/num_updates"] == [(8, 2.0), (16, 4.0)]
+
+
+def test_a_gradient_step_reads_nothing_back_from_the_device(monkeypatch):
+    """--cudagraphs captures SacUpdater.train_step (sampling from the buffer and the demos, augmentation,
+    critic, actor, target update) as one CUDA graph: nothing in it may read a value back to the host
+    (Tensor.__bool__/item/tolist/__int__/__float__/__index__), which would fail under capture and is a
+    device sync on the eager GPU path. Pixels, demos, the BC term and a 5-critic ensemble, all on."""
+    from cleanrl_style.lib.augment import Augmentation
+    from cleanrl_style.lib.sac_update import SacUpdater
+
+    torch.manual_seed(0)
+    n, c, h, w = 2, 3, 36, 36
+    specs = {"rgb": ((c, h, w), torch.uint8), "state": ((5,), torch.float32)}
+    rb = replay.ReplayBuffer(n, 40, specs, 2, "cpu", 5, 0.8)
+    for s in range(8):
+        o = {"rgb": torch.randint(0, 255, (n, c, h, w), dtype=torch.uint8), "state": torch.randn(n, 5)}
+        rb.add(
+            o, torch.rand(n, 2) * 2 - 1, torch.randn(n), torch.zeros(n, dtype=torch.bool), torch.tensor([s == 4] * n), o
+        )
+    frames = 7
+    demo_data = dict(
+        rgb=torch.randint(0, 255, (frames, c, h, w), dtype=torch.uint8),
+        state=torch.randn(frames, 5),
+        actions=torch.rand(5, 2) * 2 - 1,
+        rewards=torch.rand(5),
+        terminated=torch.tensor([False, False, True, False, False]),
+        truncated=torch.zeros(5, dtype=torch.bool),
+        step_frame=torch.tensor([0, 1, 2, 4, 5]),
+        ep_last=torch.tensor([2, 2, 2, 4, 4]),
+    )
+    demos = replay.DemoReplay(demo_data, "cpu", 0.8)
+    policy = sac_rgb.PixelPolicy(c, h, w, 5, 2, feature_dim=8, hidden_dim=8, state_in_dim=5)
+    qnets = nets.QEnsemble(lambda: nets.QNetwork(policy.encoder.out_dim, 2, 8), 5, torch.device("cpu"))
+    args = SimpleNamespace(
+        cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-3, alpha=0.2, alpha_lr=1e-3, autotune=True,
+        bc_coef=1.0, bc_decay_steps=10, demo_ratio=0.5, critic_warmup_steps=0, batch_size=8, utd=1.0,
+        policy_frequency=1, target_network_frequency=1, tau=0.01, learning_starts=0,
+    )  # fmt: skip
+    upd = make_sac_updates(policy.actor, qnets, args, 2, torch.device("cpu"), encoder=policy.encoder)
+    aug = Augmentation("shift+color", pad=4, rgb_channels=3)
+
+    def prepare(batch):
+        batch["obs", "rgb"], batch["next_obs", "rgb"] = aug.pair(batch["obs", "rgb"], batch["next_obs", "rgb"])
+        return batch
+
+    updater = SacUpdater(upd, qnets, args, torch.device("cpu"), prepare=prepare, demos=demos)
+    updater.train_step(rb, True, True)  # lazy optimizer state is created outside the counted step
+    reads = []
+    for name in ("__bool__", "item", "tolist", "__int__", "__float__", "__index__"):
+        orig = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _orig=orig, _name=name, **k):
+            import traceback
+
+            stack = traceback.format_stack()
+            # the CPU Adam reads its step counter; with --cudagraphs the optimizers are capturable=True
+            # (make_sac_updates) and keep it on the device, so only reads outside torch.optim count
+            if not any("/torch/optim/" in f for f in stack):
+                reads.append((_name, stack[-2].strip().splitlines()[0]))
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    critic_logs, actor_logs = updater.train_step(rb, True, True)
+    monkeypatch.undo()
+    assert reads == [], reads
+    assert actor_logs is not None and float(critic_logs["qf_loss"]) >= 0
+
+
+def test_cudagraphs_with_a_host_buffer_is_refused():
+    from cleanrl_style.lib.fast import check_fast_flags
+
+    with pytest.raises(UserError, match="--buffer-device cpu"):
+        check_fast_flags(SimpleNamespace(cudagraphs=True, buffer_device="cpu"), "gpu")
+    check_fast_flags(SimpleNamespace(cudagraphs=True, buffer_device="auto"), "gpu")

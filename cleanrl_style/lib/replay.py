@@ -81,6 +81,10 @@ class ReplayBuffer:
         self.final_ptr = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self.ptr = 0  # next step row (host int: all envs advance together, so no device reads)
         self.size = 0  # step rows written, <= T
+        # the same two counters on the device, written (never read back) after every step: sample() draws
+        # from them, so a sampling step captured once in a CUDA graph sees the buffer grow
+        self._ptr_t = torch.zeros((), dtype=torch.long, device=self.device)
+        self._size_t = torch.zeros((), dtype=torch.long, device=self.device)
 
     @staticmethod
     def rows(num_envs: int, capacity: int, max_episode_steps: Optional[int], n_step: int = 1) -> tuple[int, int]:
@@ -161,16 +165,21 @@ class ReplayBuffer:
             self.final_ptr = (self.final_ptr + bootstrap_final.long()) % self.K
         self.ptr = (p + 1) % T
         self.size = min(self.size + 1, T)
+        self._ptr_t.fill_(self.ptr)
+        self._size_t.fill_(self.size)
 
     def sample(self, batch_size: int, generator: Optional[torch.Generator] = None) -> TensorDict:
-        """Uniform over the transitions whose n-step window and next observation are stored."""
-        valid = self.size - self.n_step
-        if valid <= 0:
+        """Uniform over the transitions whose n-step window and next observation are stored. Computed
+        from the device-side counters, with no host value that changes between calls, so the same
+        kernels sample correctly at every replay of a captured CUDA graph (--cudagraphs)."""
+        if self.size - self.n_step <= 0:
             raise RuntimeError(
                 f"replay buffer has {self.size} steps per env; sampling needs more than n_step={self.n_step}"
             )
-        oldest = (self.ptr - self.size) % self.T
-        age = torch.randint(valid, (batch_size,), device=self.device, generator=generator)
+        valid = self._size_t - self.n_step
+        oldest = (self._ptr_t - self._size_t) % self.T
+        u = torch.rand(batch_size, device=self.device, generator=generator)
+        age = torch.minimum((u * valid).long(), valid - 1)  # floor(u * valid) in [0, valid)
         env = torch.randint(self.N, (batch_size,), device=self.device, generator=generator)
         return self.gather((oldest + age) % self.T, env)
 
@@ -239,6 +248,8 @@ class ReplayBuffer:
         self.steps.update_(s["steps"].to(self.device))
         self.final_ptr.copy_(s["final_ptr"].to(self.device))
         self.ptr, self.size = int(s["ptr"]), int(s["size"])
+        self._ptr_t.fill_(self.ptr)
+        self._size_t.fill_(self.size)
         if self.size:  # the episode in progress was cut by the resume: a truncation at the last step
             N, T, last = self.N, self.T, (self.ptr - 1) % self.T
             sl = slice(last * N, (last + 1) * N)

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 from tensordict import TensorDict
 
-from cleanrl_style.lib.fast import maybe_fast
+from cleanrl_style.lib.fast import CapturedStep, maybe_fast
 from cleanrl_style.lib.nets import Actor, QEnsemble
 from cleanrl_style.lib.replay import DemoReplay, mixed_sample, to_device
 from cleanrl_style.lib.returns import soft_td_target
@@ -76,8 +76,8 @@ def make_sac_updates(
             next_actor_feat = next_feat if actor_encoder is None else features(batch["next_obs"], actor_encoder)
             next_action, next_log_prob = actor.sample(next_actor_feat)
             next_qs = qnets.q_target(next_feat, next_action)
-            if num_q > 2:  # RLPD: the minimum of a random pair of the ensemble
-                pair = torch.randperm(num_q, device=device)[:2]
+            if num_q > 2:  # RLPD: the minimum of a random pair of the ensemble (argsort of uniforms: capturable)
+                pair = torch.rand(num_q, device=device).argsort()[:2]
                 next_qs = next_qs.index_select(0, pair)
             next_q = next_qs.min(0).values
             target = soft_td_target(batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
@@ -166,7 +166,13 @@ class SacUpdater:
         self.demo_ratio = getattr(args, "demo_ratio", 0.0) if demos is not None else 0.0
         self.critic_warmup = getattr(args, "critic_warmup_steps", 0)
         self.bc_coef0, self.bc_decay = getattr(args, "bc_coef", 0.0), getattr(args, "bc_decay_steps", 0)
-        self.update_critic, self.update_actor = maybe_fast(upd.critic, args), maybe_fast(upd.actor, args)
+        # --compile compiles the two update functions; --cudagraphs captures whole gradient steps (train_step)
+        compile_only = SimpleNamespace(compile=args.compile, cudagraphs=False)
+        self.update_critic, self.update_actor = (
+            maybe_fast(upd.critic, compile_only),
+            maybe_fast(upd.actor, compile_only),
+        )
+        self._captured: dict[tuple, CapturedStep] = {}
         self.num_updates, self.num_actor_updates, self.grad_budget, self.update_s = 0, 0, 0.0, 0.0
         self.critic_logs: Optional[TensorDict] = None
         self.actor_logs: Optional[TensorDict] = None
@@ -185,19 +191,38 @@ class SacUpdater:
         self._sync()
         t0 = time.time()
         for _ in range(n):
-            batch = to_device(mixed_sample(rb, self.demos, a.batch_size, self.demo_ratio), self.device)
-            if self.prepare is not None:
-                batch = self.prepare(batch)
-            self.critic_logs = self.update_critic(batch)
             self.num_updates += 1
-            if self.num_updates > self.critic_warmup and self.num_updates % a.policy_frequency == 0:
+            actor = self.num_updates > self.critic_warmup and self.num_updates % a.policy_frequency == 0
+            target = self.num_updates % a.target_network_frequency == 0
+            if actor:
                 self.upd.bc_coef.fill_(self.bc_coef())
-                self.actor_logs = self.update_actor(self.critic_logs)
+            if a.cudagraphs:  # one graph per kind of step, replayed without a device sync
+                key = (id(rb), actor, target)
+                if key not in self._captured:
+                    self._captured[key] = CapturedStep(lambda rb=rb, ac=actor, tg=target: self.train_step(rb, ac, tg))
+                critic_logs, actor_logs = self._captured[key]()
+            else:
+                critic_logs, actor_logs = self.train_step(rb, actor, target)
+            self.critic_logs = critic_logs
+            if actor:
+                self.actor_logs = actor_logs
                 self.num_actor_updates += 1
-            if self.num_updates % a.target_network_frequency == 0:
-                self.qnets.update_target(a.tau)
         self._sync()
         self.update_s += time.time() - t0
+
+    def train_step(self, rb, actor: bool, target: bool) -> tuple[TensorDict, Optional[TensorDict]]:
+        """One gradient step: sample a (mixed) batch, augment it, the critic step, the actor step if
+        `actor`, the target update if `target`. It reads nothing back from the device (tested), which is
+        what lets --cudagraphs capture all of it as one graph."""
+        a = self.args
+        batch = to_device(mixed_sample(rb, self.demos, a.batch_size, self.demo_ratio), self.device)
+        if self.prepare is not None:
+            batch = self.prepare(batch)
+        critic_logs = self.update_critic(batch)
+        actor_logs = self.update_actor(critic_logs) if actor else None
+        if target:
+            self.qnets.update_target(a.tau)
+        return critic_logs, actor_logs
 
     def bc_coef(self) -> float:
         """The BC term's weight for the next actor step: --bc-coef, linearly down to 0 over
