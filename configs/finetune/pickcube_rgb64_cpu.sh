@@ -9,19 +9,27 @@
 #      every row: bc_init_demos | bc_init | demos | scratch;
 #   4. evaluate.py on the last policy: NUM_TEST episodes on held-out seeds (TEST_SEED.., never used by
 #      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)).
+# Smaller settings for a smoke run: NUM_DEMOS, STEPS (RL env steps; evaluation every STEPS/6, learning
+# starts and critic warm-up STEPS/30), NUM_TEST, BC_ITERS, BC_EVAL, RL_EVAL (evaluation episodes).
 # Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed fine-tuning run is
 # continued from its last.pt (and replay.pt) when the command is repeated. Results: docs/finetune.md,
 # results/finetune_pickcube_rgb64_cpu.csv (bench/finetune_results.py gathers the runs).
 #
 #   bash configs/finetune/pickcube_rgb64_cpu.sh OUT_DIR [SEED] [ROW]
 set -euo pipefail
-OUT=${1:?usage: $0 OUT_DIR [SEED] [ROW]}
+# the whole script is one function, parsed before anything runs: editing this file while a (hours long)
+# run is in progress cannot change what that run does next
+main() {
+OUT=${1:?usage: pickcube_rgb64_cpu.sh OUT_DIR [SEED] [ROW]}
 SEED=${2:-1}
 ROW=${3:-${ROW:-bc_init_demos}}
 NUM_DEMOS=${NUM_DEMOS:-500}
 STEPS=${STEPS:-30000}
 NUM_TEST=${NUM_TEST:-100}
 TEST_SEED=${TEST_SEED:-5000000}
+BC_ITERS=${BC_ITERS:-5000}
+BC_EVAL=${BC_EVAL:-50}
+RL_EVAL=${RL_EVAL:-20}
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 case "$ROW" in bc_init_demos|bc_init|demos|scratch) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos or scratch (got '$ROW')" >&2; exit 2 ;; esac
@@ -43,7 +51,8 @@ BC_CKPT=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1 || true)
 if [ -z "$BC_CKPT" ] || [ ! -f "$BC_CKPT/final_eval.json" ]; then
   rm -rf "$BC_DIR"
   "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --policy gaussian --demo-path "$DEMO" \
-      --seed "$SEED" --runs-dir "$BC_DIR" --exp-name bc_gaussian_rgb64 --eval-freq 2500 --num-eval-episodes 50
+      --seed "$SEED" --runs-dir "$BC_DIR" --exp-name bc_gaussian_rgb64 --total-iters "$BC_ITERS" \
+      --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
   BC_CKPT=$(ls -d "$BC_DIR"/*/ | head -1)
 fi
 BC_CKPT="${BC_CKPT%/}/last.pt"
@@ -51,9 +60,9 @@ t2=$(now)
 
 # ---- 3. fine-tuning (or RL from scratch): one flag set for every row, the row adds its own
 RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_pos --max-episode-steps 100
-    --num-envs 2 --num-eval-envs 2 --total-timesteps "$STEPS" --eval-freq 5000 --num-eval-episodes 20 --save-replay
-    --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts 1000 --num-q 10
-    --critic-warmup-steps 1000 --alpha 0.05 --log-freq 1000 --seed "$SEED")
+    --num-envs 2 --num-eval-envs 2 --total-timesteps "$STEPS" --eval-freq $((STEPS / 6)) --num-eval-episodes "$RL_EVAL" --save-replay
+    --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts $((STEPS / 30)) --num-q 10
+    --critic-warmup-steps $((STEPS / 30)) --alpha 0.05 --log-freq 1000 --seed "$SEED")
 case "$ROW" in
   bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --critic-encoder separate --demos "$DEMO" --bc-coef 2
                             --bc-decay-steps 10000) ;;
@@ -86,3 +95,6 @@ t4=$(now)
 printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
     "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$OUT/timings_${ROW}_seed$SEED.json"
 cat "$OUT/timings_${ROW}_seed$SEED.json"
+}
+main "$@"
+exit
