@@ -137,6 +137,12 @@ class Args:
     """start from this checkpoint: a bc.py --policy gaussian one from state (state normalisation and
     actor; its hidden size is adopted) or a sac.py one (policy; critics and temperature too from a
     last.pt). The loaded policy is evaluated before any update (the curve's first point)"""
+    init_log_std: Optional[float] = None
+    """with --init-from: set the loaded actor's log-std to this for every input (a BC actor never learned
+    its std; the std it happens to have decides how much exploration destroys), e.g. -3 (std 0.05)"""
+    target_entropy: Optional[float] = None
+    """the entropy --autotune steers the policy to (default -action_dim); lower keeps a loaded actor's
+    exploration noise small"""
     critic_warmup_steps: int = 0
     """gradient steps that train only the critics before the first actor step"""
     bc_coef: float = 0.0
@@ -346,7 +352,8 @@ def main(args: Args):
         if not restore_replay(rb, replay_path, args.save_replay):
             updater.updates_from = start_step + args.learning_starts
     elif init:  # the starting policy's own success is the curve's first point
-        loaded = " with its ".join(filter(None, (load_init(init, policy), load_init_learner(init, updater))))
+        loaded = load_init(init, policy, args.init_log_std)
+        loaded = " with its ".join(filter(None, (loaded, load_init_learner(init, updater))))
         print(f"sac: --init-from {args.init_from}: loaded the {loaded}", flush=True)
         evaluator.maybe_evaluate(0, force=True)
     if demo_rb is not None:

@@ -158,6 +158,12 @@ class Args:
     """start from this checkpoint: a bc.py --policy gaussian one (image encoder, state normalisation and
     actor; its feature/hidden sizes are adopted) or a sac_rgb.py one (policy; critics and temperature too
     from a last.pt). The loaded policy is evaluated before any update (the curve's first point)"""
+    init_log_std: Optional[float] = None
+    """with --init-from: set the loaded actor's log-std to this for every input (a BC actor never learned
+    its std; the std it happens to have decides how much exploration destroys), e.g. -3 (std 0.05)"""
+    target_entropy: Optional[float] = None
+    """the entropy --autotune steers the policy to (default -action_dim); lower keeps a loaded actor's
+    exploration noise small"""
     critic_warmup_steps: int = 0
     """gradient steps that train only the critics before the first actor step (keeps a loaded actor
     from following a random critic)"""
@@ -386,7 +392,9 @@ def main(args: Args):
     )
     policy = PixelPolicy(**model_kwargs).to(device)
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
-    loaded = load_init(init, policy) if init and not ckpt else ""  # before the critics copy the encoder
+    loaded = (
+        load_init(init, policy, args.init_log_std) if init and not ckpt else ""
+    )  # before the critics copy the encoder
     critic_encoder = copy.deepcopy(policy.encoder) if args.critic_encoder == "separate" else None
     feat_dim = policy.encoder.out_dim
     qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)

@@ -515,3 +515,37 @@ def test_separate_critic_encoder_leaves_the_policy_encoder_as_loaded():
     after = policy.state_dict()
     assert all(torch.equal(pol0[k], after[k]) for k in pol0 if k.startswith("encoder."))
     assert any(not torch.equal(pol0[k], after[k]) for k in pol0 if k.startswith("actor.net"))
+
+
+def test_init_log_std_sets_the_loaded_actors_std_everywhere_and_keeps_its_mean(ft):
+    ckpt = load_checkpoint(ft["bc_state"])
+    spec = finetune.init_spec(str(ft["bc_state"]), "sac", _spec_of(ckpt))
+    obs_dim = ckpt["env"]["obs_shapes"]["state"][0]
+    plain = sac.StatePolicy(spec["state_dim"], 4, spec["hidden_dim"], state_in_dim=obs_dim)
+    finetune.load_init(spec, plain)
+    policy = sac.StatePolicy(spec["state_dim"], 4, spec["hidden_dim"], state_in_dim=obs_dim)
+    assert "log-std set to -3" in finetune.load_init(spec, policy, log_std=-3.0)
+    obs = load_demos(str(ft["state"]), "state", None)["state"][:10]
+    mean, log_std = policy.actor(policy.state_norm(obs))
+    torch.testing.assert_close(log_std, torch.full_like(log_std, -3.0))
+    torch.testing.assert_close(policy.deterministic(obs), plain.deterministic(obs))  # the BC actions stay
+    with pytest.raises(UserError, match="--init-log-std must be in"):
+        policy.actor.set_log_std(3.0)
+
+
+def test_target_entropy_is_what_the_temperature_steers_to():
+    """alpha_loss = -alpha * (log_prob + target): with a target far above the policy's entropy the
+    temperature rises, far below it falls."""
+    moves = {}
+    for target in (50.0, -50.0):
+        updater, _, rb = _updater(target_entropy=target)
+        a0 = float(updater.upd.alpha)
+        updater(rb, 5)
+        moves[target] = float(updater.upd.alpha) - a0
+    assert moves[50.0] > 0 > moves[-50.0]
+
+
+def test_init_log_std_without_init_from_is_one_error_line():
+    p = run_script("cleanrl_style/sac.py", "--sim-backend", "cpu", "--init-log-std", "-3")
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "--init-log-std", "--init-from")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -148,14 +149,17 @@ def test_makefile_gpu_check_runs_without_setup():
     assert re.search(r"^\.PHONY:.*\bgpu-check\b", text, flags=re.M)
     assert re.search(r"^gpu-check:\s*$", text, flags=re.M), "gpu-check must not depend on setup"
     assert "make gpu-check" in text.split("\n\n")[0]  # listed in the comment header
+    # under `make test` the outer make's MAKEFLAGS/MAKELEVEL would make this one print "Entering directory"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
     for venv in (True, False):
         dry = subprocess.run(
-            ["make", "-n", "gpu-check", "GPU_CHECK_ARGS=--dry-run"]
+            ["make", "--no-print-directory", "-n", "gpu-check", "GPU_CHECK_ARGS=--dry-run"]
             + ([] if venv else ["GPU_PY=python3"]),  # what the GPU box (no .venv) resolves to
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
             timeout=30,
+            env=env,
         )
         assert dry.returncode == 0, dry.stderr
         py = ".venv/bin/python" if venv and (REPO_ROOT / ".venv/bin/python").exists() else "python3"

@@ -14,7 +14,7 @@ temperature too when it is a last.pt. Anything that does not fit is one UserErro
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -130,10 +130,19 @@ def init_spec(path: str, script: str, env_spec: dict) -> dict:
     raise UserError(f"{where} was written by {ckpt['script']}.py; {script}.py starts from bc.py or {script}.py", code=1)
 
 
-def load_init(spec: dict, policy: torch.nn.Module) -> str:
+def load_init(spec: dict, policy: torch.nn.Module, log_std: Optional[float] = None) -> str:
     """Copy the policy weights described by `spec` (init_spec) into `policy`, which has `.actor` (lib/nets
     Actor), `.state_norm` (lib/nets StateNorm) and, from pixels, `.encoder` (lib/nets PixelEncoder, whose
-    state_norm is policy.state_norm). Returns a one-line description of what was loaded."""
+    state_norm is policy.state_norm); with `log_std` (--init-log-std) the actor's std is then set to that
+    for every input. Returns a one-line description of what was loaded."""
+    what = _load_init(spec, policy)
+    if log_std is not None:
+        policy.actor.set_log_std(log_std)
+        what += f" (log-std set to {log_std:g})"
+    return what
+
+
+def _load_init(spec: dict, policy: torch.nn.Module) -> str:
     sd = spec["ckpt"]["state_dict"]
     if spec["kind"] == "sac":
         _load(policy, sd, "the policy")
@@ -196,5 +205,7 @@ def check_finetune_flags(args: Any) -> None:
         raise UserError(f"--num-q must be >= 2 (the target takes the minimum of two critics; got {args.num_q})")
     if args.bc_coef > 0 and not args.demos:
         raise UserError("--bc-coef needs --demos: the BC term is computed on the batch's demonstration rows")
+    if getattr(args, "init_log_std", None) is not None and not args.init_from:
+        raise UserError("--init-log-std sets the std of a loaded actor: it needs --init-from")
     if args.demos and args.demo_ratio == 0:
         raise UserError("--demos with --demo-ratio 0 would never sample a demonstration; drop --demos or raise it")

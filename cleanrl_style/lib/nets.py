@@ -167,6 +167,19 @@ class Actor(nn.Module):
         self.action_bias.copy_((high + low) / 2)
         return self
 
+    @torch.no_grad()
+    def set_log_std(self, log_std: float) -> "Actor":
+        """Make the policy's log-std `log_std` for every input (the log-std outputs' weights zeroed, their
+        bias set through the squashing in forward): a BC-trained actor never learned its std, and the
+        std it happens to have decides how much exploration destroys of what it learned."""
+        if not LOG_STD_MIN < log_std < LOG_STD_MAX:
+            raise UserError(f"--init-log-std must be in ({LOG_STD_MIN}, {LOG_STD_MAX}) (got {log_std})")
+        last = self.net[-1]
+        a = last.out_features // 2
+        last.weight[a:].zero_()
+        last.bias[a:].fill_(math.atanh(2 * (log_std - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1))
+        return self
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.net(x).chunk(2, dim=-1)
         log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)

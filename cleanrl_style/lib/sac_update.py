@@ -59,7 +59,8 @@ def make_sac_updates(
     log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
     alpha = log_alpha.detach().exp()
     a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
-    target_entropy = -float(action_dim)
+    target_entropy = getattr(args, "target_entropy", None)
+    target_entropy = -float(action_dim) if target_entropy is None else float(target_entropy)
 
     def features(obs: TensorDict, enc: Optional[nn.Module] = encoder) -> torch.Tensor:
         if enc is None:

@@ -64,9 +64,11 @@ RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_
     --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts $((STEPS / 30)) --num-q 10
     --critic-warmup-steps $((STEPS / 30)) --alpha 0.05 --log-freq 1000 --seed "$SEED")
 case "$ROW" in
-  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --critic-encoder separate --demos "$DEMO" --bc-coef 2
-                            --bc-decay-steps 10000) ;;
-  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --critic-encoder separate) ;;
+  # BC-started rows: the BC actor's std was never trained (bc.py fits the mean) and sampling with it lost
+  # every episode; std 0.05 keeps the BC start's success while exploring (docs/finetune.md#exploration)
+  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --init-log-std -3 --target-entropy -6 --critic-encoder separate
+                            --demos "$DEMO" --bc-coef 2 --bc-decay-steps 10000) ;;
+  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --init-log-std -3 --target-entropy -6 --critic-encoder separate) ;;
   demos)         ROW_FLAGS=(--demos "$DEMO") ;;
   scratch)       ROW_FLAGS=() ;;
 esac
