@@ -549,3 +549,23 @@ def test_init_log_std_without_init_from_is_one_error_line():
     p = run_script("cleanrl_style/sac.py", "--sim-backend", "cpu", "--init-log-std", "-3")
     assert p.returncode == 2
     assert_one_error_line(p.stderr, "--init-log-std", "--init-from")
+
+
+def test_explore_noise_bench_appends_one_row_per_setting(ft, tmp_path):
+    """bench/explore_noise.py: the BC start loaded as --init-from does, evaluated with sampled actions."""
+    import csv
+
+    from bench import explore_noise
+
+    out = tmp_path / "explore.csv"
+    rows = explore_noise.main(
+        explore_noise.Args(
+            checkpoint=str(ft["bc_rgb"]), log_std=("none", "-3"), noise_scale=(0.0, 1.0), num_episodes=1, out=str(out)
+        )
+    )
+    assert [(r["log_std"], r["noise_scale"]) for r in rows] == [("none", 0.0), ("none", 1.0), (-3.0, 0.0), (-3.0, 1.0)]
+    assert rows[2]["mean_std"] == pytest.approx(0.0498, abs=1e-3)  # exp(-3)
+    with open(out, newline="") as f:
+        written = list(csv.DictReader(f))
+    assert len(written) == 4 and set(explore_noise.COLUMNS) <= set(written[0])
+    assert all(r["episodes"] == "1" for r in written)
