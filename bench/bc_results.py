@@ -1,6 +1,6 @@
 """Gather finished bc.py runs into a results CSV (one row per run) and print a markdown table.
 
-    python bench/bc_results.py RUN_DIR [RUN_DIR ...] --out results/bc_pickcube_state_cpu.csv
+    python bench/bc_results.py --runs RUN_DIR [RUN_DIR ...] --out results/bc_pickcube_state_cpu.csv
 
 Each row names the variant (the run's --exp-name), the demo file and count, the method flags that
 matter (policy head, chunk size, temporal ensembling, observation history, dropped state keys,
