@@ -278,7 +278,7 @@ def main(args: Args):
             ("replay buffer", buffer_bytes, buffer_device),
             ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
             ("training", train_bytes, device),
-            ("demo store", demo_rb.frames["state"].numel() * 4 if demo_rb else 0, device),
+            ("demo store", demo_rb.nbytes if demo_rb else 0, device),
         ],
         env_bytes,
         buffer_size,

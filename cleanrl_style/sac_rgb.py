@@ -208,7 +208,8 @@ class Args:
 # ----------------------------------------------------------------------------- networks
 class PixelPolicy(nn.Module):
     """Encoder + tanh-Gaussian actor head: everything a checkpoint needs to act. The critic heads
-    live outside (QEnsemble) and share this encoder."""
+    live outside (QEnsemble) and share this encoder (with --critic-encoder separate they train their
+    own copy of it, and this one stays as loaded)."""
 
     def __init__(
         self,
@@ -340,7 +341,6 @@ def main(args: Args):
             raise UserError(f"--init-from {args.init_from} uses the state; drop --no-include-state", code=1)
         args.feature_dim, args.hidden_dim, state_dim = init["feature_dim"], init["hidden_dim"], init["state_dim"]
     demo_rb = load_demo_replay(args.demos, envs, args.obs_mode, args, device) if args.demos else None
-    demo_bytes = sum(t.numel() * t.element_size() for t in demo_rb.frames.values()) if demo_rb else 0
     obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
@@ -349,7 +349,7 @@ def main(args: Args):
             ("replay buffer", buffer_bytes, buffer_device),
             ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
             ("training", training_bytes(args.batch_size, C, height, width), device),
-            ("demo store", demo_bytes, device),
+            ("demo store", demo_rb.nbytes if demo_rb else 0, device),
         ],
         env_bytes,
         buffer_size,

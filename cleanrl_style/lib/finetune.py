@@ -52,10 +52,11 @@ def load_demo_replay(path: str, env: Any, obs_mode: str, args: Any, device: torc
             f"(--control-mode): the actions would mean something else",
             code=1,
         )
-    demo_reward = (info.get("env_kwargs") or {}).get("reward_mode") or default_reward_mode(env.env_id)
-    if demo_reward != default_reward_mode(env.env_id):
+    run_reward = default_reward_mode(env.env_id)
+    demo_reward = (info.get("env_kwargs") or {}).get("reward_mode") or run_reward
+    if demo_reward != run_reward:
         raise UserError(
-            f"{where} records '{demo_reward}' rewards, this run trains on '{default_reward_mode(env.env_id)}' "
+            f"{where} records '{demo_reward}' rewards, this run trains on '{run_reward}' "
             f"rewards; convert the demos again (collect_demos.py --convert-only records the default mode)",
             code=1,
         )
@@ -171,18 +172,11 @@ def load_init_learner(spec: dict, updater: Any) -> str:
     if spec["kind"] != "sac" or not ts:
         return ""
     try:
-        updater.qnets.load_state_dict(ts["qnets"])
-        if updater.critic_encoder is not None:
-            if ts.get("critic_encoder") is None:
-                raise KeyError("no separate critic encoder (the run used --critic-encoder shared)")
-            updater.critic_encoder.load_state_dict(ts["critic_encoder"])
-    except (RuntimeError, KeyError) as e:
+        updater.load_learned(ts)
+    except (RuntimeError, KeyError, UserError) as e:
         raise UserError(
             f"--init-from: its critics do not fit this run's (--num-q, --critic-encoder?): {e}", code=1
         ) from e
-    with torch.no_grad():
-        updater.upd.log_alpha.copy_(ts["log_alpha"])
-        updater.upd.alpha.copy_(updater.upd.log_alpha.exp())
     return "critics and temperature"
 
 

@@ -297,6 +297,11 @@ class DemoReplay:
         self.num_transitions = S
         self.num_episodes = int(last.sum())
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the store holds (frames and steps), for the memory plan."""
+        return sum(t.numel() * t.element_size() for td in (self.frames, self.steps) for t in td.values())
+
     def sample(self, batch_size: int, generator: Optional[torch.Generator] = None) -> TensorDict:
         idx = torch.randint(self.num_transitions, (batch_size,), device=self.device, generator=generator)
         return self.gather(idx)

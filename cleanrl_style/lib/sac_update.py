@@ -251,20 +251,25 @@ class SacUpdater:
             critic_encoder=self.critic_encoder.state_dict() if self.critic_encoder is not None else None,
         )
 
-    def load_state(self, state: dict) -> None:
-        """Critics (with targets), optimizers, temperature and counters. Tensors are copied in place,
-        so the optimizers and any compiled or captured step see them."""
+    def load_learned(self, state: dict) -> None:
+        """What was learned: critics (with targets), a separate critic encoder, temperature. Tensors are
+        copied in place, so the optimizers and any compiled or captured step see them. Also what
+        --init-from takes from a SAC last.pt."""
         self.qnets.load_state_dict(state["qnets"])
         if self.critic_encoder is not None:
             enc = state.get("critic_encoder")
             if enc is None:
                 raise UserError("this checkpoint has no separate critic encoder (it ran with --critic-encoder shared)")
             self.critic_encoder.load_state_dict(enc)
-        for k, opt in self.upd.optimizers.items():
-            opt.load_state_dict(state["optimizers"][k])
         with torch.no_grad():
             self.upd.log_alpha.copy_(state["log_alpha"])
             self.upd.alpha.copy_(self.upd.log_alpha.exp())
+
+    def load_state(self, state: dict) -> None:
+        """load_learned, plus the optimizers and counters (--resume)."""
+        self.load_learned(state)
+        for k, opt in self.upd.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
         self.num_updates, self.grad_budget = int(state["num_updates"]), float(state["grad_budget"])
         self.num_actor_updates = int(state.get("num_actor_updates", self.num_updates // self.args.policy_frequency))
 
