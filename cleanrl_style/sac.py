@@ -140,6 +140,10 @@ class Args:
     init_log_std: Optional[float] = None
     """with --init-from: set the loaded actor's log-std to this for every input (a BC actor never learned
     its std; the std it happens to have decides how much exploration destroys), e.g. -3 (std 0.05)"""
+    fixed_log_std: Optional[float] = None
+    """keep the actor's log-std at this value for every input and never train it (loaded or fresh actor),
+    e.g. -3 (std 0.05): the exploration noise of a BC-started actor stays what keeps its success, where
+    the entropy term alone let it grow to ~1 (docs/finetune.md). Needs --no-autotune; replaces --init-log-std"""
     target_entropy: Optional[float] = None
     """the entropy --autotune steers the policy to (default -action_dim); lower keeps a loaded actor's
     exploration noise small"""
@@ -311,6 +315,8 @@ def main(args: Args):
 
     model_kwargs = dict(in_dim=in_dim, action_dim=action_dim, hidden_dim=args.hidden_dim, state_in_dim=obs_dim)
     policy = StatePolicy(**model_kwargs).to(device)
+    if args.fixed_log_std is not None:  # again after --init-from's load below; a resumed run's weights hold it
+        policy.actor.fix_log_std(args.fixed_log_std)
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
     qnets = QEnsemble(lambda: QNetwork(in_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)
     upd = make_sac_updates(policy.actor, qnets, args, action_dim, device, encoder=policy.state_norm)
@@ -353,6 +359,8 @@ def main(args: Args):
             updater.updates_from = start_step + args.learning_starts
     elif init:  # the starting policy's own success is the curve's first point
         loaded = load_init(init, policy, args.init_log_std)
+        if args.fixed_log_std is not None:
+            policy.actor.fix_log_std(args.fixed_log_std)
         loaded = " with its ".join(filter(None, (loaded, load_init_learner(init, updater))))
         print(f"sac: --init-from {args.init_from}: loaded the {loaded}", flush=True)
         evaluator.maybe_evaluate(0, force=True)

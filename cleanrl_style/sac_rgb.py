@@ -161,6 +161,10 @@ class Args:
     init_log_std: Optional[float] = None
     """with --init-from: set the loaded actor's log-std to this for every input (a BC actor never learned
     its std; the std it happens to have decides how much exploration destroys), e.g. -3 (std 0.05)"""
+    fixed_log_std: Optional[float] = None
+    """keep the actor's log-std at this value for every input and never train it (loaded or fresh actor),
+    e.g. -3 (std 0.05): the exploration noise of a BC-started actor stays what keeps its success, where
+    the entropy term alone let it grow to ~1 (docs/finetune.md). Needs --no-autotune; replaces --init-log-std"""
     target_entropy: Optional[float] = None
     """the entropy --autotune steers the policy to (default -action_dim); lower keeps a loaded actor's
     exploration noise small"""
@@ -395,6 +399,8 @@ def main(args: Args):
     loaded = (
         load_init(init, policy, args.init_log_std) if init and not ckpt else ""
     )  # before the critics copy the encoder
+    if args.fixed_log_std is not None:  # a resumed run's weights hold it: this adds the gradient hooks
+        policy.actor.fix_log_std(args.fixed_log_std)
     critic_encoder = copy.deepcopy(policy.encoder) if args.critic_encoder == "separate" else None
     feat_dim = policy.encoder.out_dim
     qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)

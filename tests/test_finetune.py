@@ -396,6 +396,8 @@ def test_bc_checkpoints_that_cannot_start_an_actor_are_refused(ft, tmp_path):
         (("--bc-coef", "1.0"), "--bc-coef needs --demos"),
         (("--num-q", "1"), "--num-q must be >= 2"),
         (("--critic-warmup-steps", "-1"), "--critic-warmup-steps must be >= 0"),
+        (("--fixed-log-std", "-3"), "--fixed-log-std needs --no-autotune"),
+        (("--fixed-log-std", "5", "--no-autotune"), "--fixed-log-std must be in (-5.0, 2.0)"),
     ],
 )
 def test_bad_finetune_flags_are_one_error_line(flags, needle):
@@ -416,7 +418,10 @@ def _tiny(script, ft, mode, runs, *extra):
     return run_script(f"cleanrl_style/{script}.py", *flags, timeout=600)
 
 
-@pytest.mark.parametrize("script, mode, extra", [("sac", "state", ()), ("sac_rgb", "rgb", ("--image-size", "36"))])
+@pytest.mark.parametrize(
+    "script, mode, extra",
+    [("sac", "state", ()), ("sac_rgb", "rgb", ("--image-size", "36", "--fixed-log-std", "-3", "--no-autotune"))],
+)
 def test_tiny_finetune_run_writes_checkpoints_that_evaluate_reloads(ft, tmp_path, script, mode, extra):
     runs = tmp_path / "runs"
     p = _tiny(script, ft, mode, runs, *extra)
@@ -430,6 +435,10 @@ def test_tiny_finetune_run_writes_checkpoints_that_evaluate_reloads(ft, tmp_path
     ckpt = load_checkpoint(run_dir / "last.pt")
     assert ckpt["train_state"]["num_actor_updates"] > 0
     assert ckpt["args"]["num_q"] == 3 and len(ckpt["train_state"]["qnets"]["params"]["net.0.weight"]) == 3
+    if "--fixed-log-std" in extra:  # the trained actor's std is still the one it was given
+        w, b = ckpt["state_dict"]["actor.net.6.weight"], ckpt["state_dict"]["actor.net.6.bias"]
+        a = w.shape[0] // 2
+        assert torch.count_nonzero(w[a:]) == 0 and torch.allclose(b[a:], b[a:][0].expand(a))
     e = run_script("cleanrl_style/evaluate.py", "--checkpoint", str(run_dir / "last.pt"), "--num-episodes", "1")
     assert e.returncode == 0, e.stderr[-2000:]
     # a fine-tuned checkpoint starts another run (policy, critics and temperature)
@@ -531,6 +540,20 @@ def test_init_log_std_sets_the_loaded_actors_std_everywhere_and_keeps_its_mean(f
     torch.testing.assert_close(policy.deterministic(obs), plain.deterministic(obs))  # the BC actions stay
     with pytest.raises(UserError, match="--init-log-std must be in"):
         policy.actor.set_log_std(3.0)
+
+
+def test_fixed_log_std_holds_the_std_through_actor_steps_while_the_mean_trains():
+    updater, actor, rb = _updater(autotune=False)
+    actor.fix_log_std(-3.0)
+    actor.fix_log_std(-3.0)  # idempotent: one set of hooks
+    x = torch.linspace(-2, 2, 7)[:, None]
+    mean0 = actor(x)[0].clone()
+    updater(rb, 20)
+    assert updater.num_actor_updates == 20
+    mean, log_std = actor(x)
+    torch.testing.assert_close(log_std, torch.full_like(log_std, -3.0))
+    assert not torch.allclose(mean, mean0)
+    assert len(actor._log_std_hooks) == 2
 
 
 def test_target_entropy_is_what_the_temperature_steers_to():

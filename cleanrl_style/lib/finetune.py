@@ -201,5 +201,14 @@ def check_finetune_flags(args: Any) -> None:
         raise UserError("--bc-coef needs --demos: the BC term is computed on the batch's demonstration rows")
     if getattr(args, "init_log_std", None) is not None and not args.init_from:
         raise UserError("--init-log-std sets the std of a loaded actor: it needs --init-from")
+    if getattr(args, "fixed_log_std", None) is not None:
+        from cleanrl_style.lib.nets import LOG_STD_MAX, LOG_STD_MIN
+
+        if not LOG_STD_MIN < args.fixed_log_std < LOG_STD_MAX:
+            raise UserError(f"--fixed-log-std must be in ({LOG_STD_MIN}, {LOG_STD_MAX}) (got {args.fixed_log_std})")
+        if args.init_log_std is not None:
+            raise UserError("--fixed-log-std sets and keeps the std: drop --init-log-std")
+        if args.autotune:
+            raise UserError("--fixed-log-std needs --no-autotune: the temperature would steer a fixed entropy")
     if args.demos and args.demo_ratio == 0:
         raise UserError("--demos with --demo-ratio 0 would never sample a demonstration; drop --demos or raise it")

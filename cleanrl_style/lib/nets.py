@@ -168,16 +168,32 @@ class Actor(nn.Module):
         return self
 
     @torch.no_grad()
-    def set_log_std(self, log_std: float) -> "Actor":
+    def set_log_std(self, log_std: float, flag: str = "--init-log-std") -> "Actor":
         """Make the policy's log-std `log_std` for every input (the log-std outputs' weights zeroed, their
         bias set through the squashing in forward): a BC-trained actor never learned its std, and the
         std it happens to have decides how much exploration destroys of what it learned."""
         if not LOG_STD_MIN < log_std < LOG_STD_MAX:
-            raise UserError(f"--init-log-std must be in ({LOG_STD_MIN}, {LOG_STD_MAX}) (got {log_std})")
+            raise UserError(f"{flag} must be in ({LOG_STD_MIN}, {LOG_STD_MAX}) (got {log_std})")
         last = self.net[-1]
         a = last.out_features // 2
         last.weight[a:].zero_()
         last.bias[a:].fill_(math.atanh(2 * (log_std - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1))
+        return self
+
+    def fix_log_std(self, log_std: float) -> "Actor":
+        """set_log_std, and keep it there (--fixed-log-std): gradient hooks zero the log-std rows' gradients
+        of the output layer, so no optimizer step moves them (Adam's moments stay 0 for those rows) while
+        the mean trains as before. The std lives in the weights, so checkpoints carry it; call again after
+        building the actor in a resumed run (the hooks are not saved)."""
+        self.set_log_std(log_std, flag="--fixed-log-std")
+        if getattr(self, "_log_std_hooks", None) is None:
+            last = self.net[-1]
+            keep = torch.ones(last.out_features, device=last.weight.device)
+            keep[last.out_features // 2 :] = 0
+            self._log_std_hooks = (
+                last.weight.register_hook(lambda g: g * keep[:, None]),
+                last.bias.register_hook(lambda g: g * keep),
+            )
         return self
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

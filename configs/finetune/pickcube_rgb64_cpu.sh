@@ -65,12 +65,13 @@ RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_
     --critic-warmup-steps $((STEPS / 30)) --alpha 0.05 --log-freq 1000 --seed "$SEED")
 case "$ROW" in
   # BC-started rows: the BC actor's std was never trained (bc.py fits the mean) and sampling with it lost
-  # every episode; std 0.05 keeps the BC start's success while exploring. With --bc-coef 2 (decayed) the
-  # actor still unlearned (0.50 -> 0.05 in 5k steps, even at --policy-lr 1e-5); a constant --bc-coef 20 at
-  # --policy-lr 1e-4 did not (6k-step diagnostics, results/finetune_diagnostics_pickcube_rgb64_cpu.csv)
-  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --init-log-std -3 --target-entropy -6 --critic-encoder separate
+  # every episode; std 0.05 keeps the BC start's success while exploring, and --fixed-log-std keeps it
+  # there (with only a low target entropy it grew to 0.6-1.1 within 6k steps). With --bc-coef 2 (decayed)
+  # the actor still unlearned (0.50 -> 0.05 in 5k steps, even at --policy-lr 1e-5); a constant --bc-coef 20
+  # at --policy-lr 1e-4 did not (6k-step diagnostics, results/finetune_diagnostics_pickcube_rgb64_cpu.csv)
+  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --critic-encoder separate
                             --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20) ;;
-  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --init-log-std -3 --target-entropy -6 --critic-encoder separate
+  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --critic-encoder separate
                             --policy-lr 1e-4) ;;
   demos)         ROW_FLAGS=(--demos "$DEMO") ;;
   scratch)       ROW_FLAGS=() ;;
