@@ -353,11 +353,11 @@ def main(args: Args):
             ("replay buffer", buffer_bytes, buffer_device),
             ("eval envs", eval_env_bytes(env_bytes, args.num_eval_envs, num_envs, env_device), env_device),
             ("training", training_bytes(args.batch_size, C, height, width), device),
-            ("demo store", demo_rb.nbytes if demo_rb else 0, device),
         ],
         env_bytes,
         buffer_size,
         buffer_bytes / buffer_size,
+        held=[("demo store", demo_rb.nbytes, device)] if demo_rb else (),
     )
 
     run_log = RunLogger(

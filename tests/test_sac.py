@@ -554,6 +554,12 @@ def test_check_memory_refuses_what_does_not_fit(monkeypatch, capsys):
     # 0.9 * 10 GiB free - 1 GiB training leaves 8 GiB = 400k transitions of 20 GiB / 1M
     suggested = int(re.search(r"~([\d,]+) would fit", str(e.value)).group(1).replace(",", ""))
     assert 390_000 <= suggested <= 400_000
+    # memory already held (a demo store loaded before the check) is reported, not counted again
+    plan = [("replay buffer", 8 * 2**30, cpu)]
+    replay.check_memory(plan, 0, 1000, 8 * 2**30 / 1000, held=[("demo store", 5 * 2**30, cpu)])
+    assert "demo store 5.37 GB (host RAM) already held" in capsys.readouterr().out
+    with pytest.raises(UserError):
+        replay.check_memory(plan + [("demo store", 5 * 2**30, cpu)], 0, 1000, 8 * 2**30 / 1000)
 
 
 @pytest.mark.parametrize("module", [sac, sac_rgb])

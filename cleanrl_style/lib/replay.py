@@ -372,12 +372,18 @@ def free_bytes(device: torch.device) -> int:
 
 
 def check_memory(
-    to_allocate: list, env_bytes: int, buffer_size: int, bytes_per_transition: float, headroom: float = 0.9
+    to_allocate: list,
+    env_bytes: int,
+    buffer_size: int,
+    bytes_per_transition: float,
+    headroom: float = 0.9,
+    held: tuple = (),
 ) -> None:
     """Print the memory plan and raise UserError (one line) if what is still to be allocated does
     not fit into what is free now. to_allocate: [(label, bytes, device)]; the replay buffer's label
     is "replay buffer". The training envs already exist, so their memory (env_bytes, measured at
-    creation) is already taken and only reported."""
+    creation) is already taken and only reported; so is `held` ([(label, bytes, device)], e.g. a
+    demo store loaded before the check): free memory already excludes it."""
     where = lambda d: "GPU" if d.type == "cuda" else "host RAM"  # noqa: E731
     pools: dict[str, list] = {}
     for label, nbytes, dev in to_allocate:
@@ -387,6 +393,9 @@ def check_memory(
             pools[dev.type][2] = nbytes
     free = {t: free_bytes(dev) for t, (dev, _, _) in pools.items()}
     plan = " + ".join(f"{label} {nbytes / GB:.2f} GB ({where(dev)})" for label, nbytes, dev in to_allocate)
+    plan += "".join(
+        f"; {label} {nbytes / GB:.2f} GB ({where(dev)}) already held" for label, nbytes, dev in held if nbytes
+    )
     print(
         f"memory: to allocate {plan}; training envs ~{env_bytes / GB:.2f} GB (measured at creation); free now: "
         + ", ".join(f"{where(pools[t][0])} {free[t] / GB:.1f} GB" for t in pools),
