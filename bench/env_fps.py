@@ -4,6 +4,7 @@ Docs: docs/benchmarks.md
     python bench/env_fps.py                                  # the default grid of this machine
     python bench/env_fps.py --obs rgb --res 128 --num-envs 256 1024
     python bench/env_fps.py --dry-run                        # list the grid, measure nothing
+    python bench/env_fps.py --obs rgb --res 64 --sim-dr off heavy   # simulator randomization off vs on
 
 Each configuration: make the envs, reset, `--burn-in` untimed steps, then time `--steps` steps of
 uniformly random actions (stopping early after `--max-seconds`). env_fps = num_envs * steps /
@@ -19,6 +20,12 @@ worker process per env, software Vulkan): num_envs {1, 2} x {state, rgb 64, rgb 
 On the GPU every configuration runs in its own subprocess (`--isolate auto`), so an out-of-memory
 configuration becomes a row with an `error` note instead of ending the sweep, and each peak-memory
 number belongs to one configuration.
+
+`--sim-dr off light heavy` adds simulator domain randomization to the sweep (the `sim_dr` column):
+rows with a level other than off run PickCubeDR-v1 at that level (lib/pickcube_dr.py), whose timed
+steps include the auto-resets' reconfigurations (every episode on the CPU backend), so the
+difference to the off row is what randomization costs a training loop. `--env-id` must then be
+PickCube or PickCubeDR; the off rows run `--env-id` itself.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared  # noqa: E402
 from cleanrl_style.lib.envs import make_env, resolve_env_id, resolve_sim_backend  # noqa: E402
 from cleanrl_style.lib.runs import UserError, device_name, run  # noqa: E402
+from cleanrl_style.lib.sim_dr import BASE_ENV_ID as DR_BASE_ENV_ID  # noqa: E402
+from cleanrl_style.lib.sim_dr import ENV_ID as DR_ENV_ID  # noqa: E402
+from cleanrl_style.lib.sim_dr import LEVELS  # noqa: E402
 
 COLUMNS = (
     "device",
@@ -48,6 +58,7 @@ COLUMNS = (
     "obs",
     "res",
     "num_envs",
+    "sim_dr",
     "env_fps",
     "peak_mem_gb",
     "gpu_mem_used_gb",
@@ -100,6 +111,9 @@ class Args:
     """after a configuration fails (e.g. out of memory), still try larger num_envs at the same obs/res"""
     dry_run: bool = False
     """list the configurations and exit"""
+    sim_dr: tuple[str, ...] = ("off",)
+    """simulator randomization levels to sweep: off, light, heavy (not off: PickCubeDR-v1 at that level;
+    the sim_dr column says which)"""
 
 
 @dataclass(frozen=True)
@@ -107,14 +121,22 @@ class Config:
     obs: str
     res: Optional[int]  # None for state
     num_envs: int
+    sim_dr: str = "off"
 
     def label(self) -> str:
-        return f"obs={self.obs}{'' if self.res is None else f' res={self.res}'} num_envs={self.num_envs}"
+        dr = "" if self.sim_dr == "off" else f" sim_dr={self.sim_dr}"
+        return f"obs={self.obs}{'' if self.res is None else f' res={self.res}'} num_envs={self.num_envs}{dr}"
 
 
-def build_grid(obs: tuple[str, ...], res: tuple[int, ...], num_envs: tuple[int, ...], backend: str) -> list[Config]:
-    """Configurations in sweep order: per obs (and res), ascending num_envs, so the largest (the ones
-    that may run out of memory) come last."""
+def build_grid(
+    obs: tuple[str, ...],
+    res: tuple[int, ...],
+    num_envs: tuple[int, ...],
+    backend: str,
+    sim_dr: tuple[str, ...] = ("off",),
+) -> list[Config]:
+    """Configurations in sweep order: per obs (and res) and randomization level, ascending num_envs, so
+    the largest (the ones that may run out of memory) come last."""
     default = GPU_GRID if backend == "gpu" else CPU_GRID
     obs = obs or default["obs"]
     res = res or default["res"]
@@ -128,11 +150,24 @@ def build_grid(obs: tuple[str, ...], res: tuple[int, ...], num_envs: tuple[int, 
         raise UserError(f"--num-envs values must be >= 1 (got {' '.join(map(str, num_envs))})")
     if backend == "cpu" and max(num_envs) > 64:
         raise UserError(f"--num-envs {max(num_envs)} on the CPU backend starts that many processes; use <= 64")
+    bad = [d for d in sim_dr if d not in LEVELS]
+    if bad or not sim_dr:
+        raise UserError(f"--sim-dr must be among {', '.join(LEVELS)} (got {' '.join(bad) or 'nothing'})")
     grid = []
     for o in dict.fromkeys(obs):
         for r in [None] if o == "state" else sorted(set(res)):
-            grid += [Config(o, r, n) for n in sorted(set(num_envs))]
+            for d in dict.fromkeys(sim_dr):
+                grid += [Config(o, r, n, d) for n in sorted(set(num_envs))]
     return grid
+
+
+def config_env_id(env_id: str, cfg: Config) -> str:
+    """The task a configuration runs: `env_id`, or PickCubeDR-v1 for a randomization level (PickCube only)."""
+    if cfg.sim_dr == "off":
+        return env_id
+    if env_id not in (DR_ENV_ID, DR_BASE_ENV_ID):
+        raise UserError(f"--sim-dr {cfg.sim_dr} randomizes {DR_ENV_ID} only: use --env-id PickCube (got {env_id})")
+    return DR_ENV_ID
 
 
 def measure(
@@ -156,8 +191,15 @@ def measure(
         free_before, _ = torch.cuda.mem_get_info()
     torch.manual_seed(seed)
     t0 = time.perf_counter()
+    dr = dict(sim_dr=cfg.sim_dr) if cfg.sim_dr != "off" else {}
     env = make_env(
-        env_id, cfg.num_envs, cfg.obs, image_size=cfg.res or 64, control_mode=control_mode, sim_backend=backend
+        config_env_id(env_id, cfg),
+        cfg.num_envs,
+        cfg.obs,
+        image_size=cfg.res or 64,
+        control_mode=control_mode,
+        sim_backend=backend,
+        **dr,
     )
     try:
         env.reset(seed=seed)
@@ -225,6 +267,8 @@ def _measure_isolated(args: Args, env_id: str, cfg: Config, steps: int, burn_in:
             args.sim_backend,
             "--seed",
             str(args.seed),
+            "--sim-dr",
+            cfg.sim_dr,
             "--isolate",
             "never",
             "--out",
@@ -284,10 +328,11 @@ def sweep(
         base = dict(
             machine,
             date=_shared.now_iso(),
-            env_id=env_id,
+            env_id=config_env_id(env_id, cfg),
             obs=cfg.obs,
             res=cfg.res,
             num_envs=cfg.num_envs,
+            sim_dr=cfg.sim_dr,
             control_mode=args.control_mode,
             burn_in=burn_in,
             sim_backend=resolve_sim_backend(args.sim_backend),
@@ -322,7 +367,7 @@ def main(args: Args) -> list[dict]:
         args = dataclasses.replace(args, max_seconds=20.0 if backend == "gpu" else 6.0)
     if args.max_seconds <= 0:
         raise UserError("--max-seconds must be > 0")
-    grid = build_grid(args.obs, args.res, args.num_envs, backend)
+    grid = build_grid(args.obs, args.res, args.num_envs, backend, args.sim_dr)
     steps = args.steps if args.steps is not None else (200 if backend == "gpu" else 300)
     burn_in = args.burn_in if args.burn_in is not None else (20 if backend == "gpu" else 5)
     if steps < 1 or burn_in < 0:
@@ -333,6 +378,8 @@ def main(args: Args) -> list[dict]:
         print(f"env_fps: {len(grid)} configurations, backend={backend}, rows would go to {args.out}")
         return []
     env_id = resolve_env_id(args.env_id)
+    for cfg in grid:  # a level on another task: one error line before anything is measured
+        config_env_id(env_id, cfg)
     isolate = args.isolate == "always" or (args.isolate == "auto" and backend == "gpu")
     print(
         f"env_fps: {env_id} on {device_name()} ({backend}), {len(grid)} configurations, "

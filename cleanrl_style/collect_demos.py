@@ -5,10 +5,13 @@
         --obs-mode state --control-mode pd_ee_delta_pos
     # one of our checkpoints as the expert (tasks without a motion-planning solution)
     python cleanrl_style/collect_demos.py --env-id PushCube --teacher runs/<run>/best.pt --num-demos 50
+    # PickCube demos rendered under simulator domain randomization (PickCubeDR-v1, docs/generalization.md)
+    python cleanrl_style/collect_demos.py --env-id PickCube --num-demos 100 --obs-mode rgb --sim-dr heavy
 
 Layout under --out-dir (the one ManiSkill's own tools use):
     <EnvId>/motionplanning/trajectory.{h5,json}                    raw: pd_joint_pos actions, env states
     <EnvId>/motionplanning/<obs><size>/trajectory.<obs>.<control>.physx_cpu.{h5,json}   converted
+    <EnvId>/motionplanning/<obs><size>-simdr-<level>/...                 converted with --sim-dr (PickCubeDR-v1)
     <EnvId>/teacher/trajectory.<obs>.<control>.physx_cpu.{h5,json}                     --teacher
 Only successful episodes are kept; attempts vs successes are printed and stored in the json
 ("cleanrl_style" key). Running again with a larger --num-demos appends (new seeds continue after the
@@ -16,6 +19,11 @@ largest seed in the file); files are merged into a temp file and renamed, so an 
 never damages what exists. Conversion uses mani_skill's replay tool; replays that fail are counted
 and their seeds listed, not silently dropped. Demo seeds start at --seed (0): evaluation in bc.py
 uses seeds >= 1_000_000.
+
+--sim-dr light|heavy (PickCube): the raw demos are planned in PickCube-v1 (the physics of PickCubeDR-v1
+is PickCube's) and converted in PickCubeDR-v1 at that level: the replay tool resets each demo with its
+episode seed, which draws that demo's variation (lighting, colours, textures, camera), so every demo
+has its own, reproducible from the seed (the json records env id and level for bc.py and evaluate.py).
 """
 
 from __future__ import annotations
@@ -37,6 +45,10 @@ import tyro
 from cleanrl_style.lib.checkpoints import load_checkpoint, policy_loader
 from cleanrl_style.lib.envs import resolve_env_id
 from cleanrl_style.lib.runs import UserError, check_choice, check_non_negative, check_positive, run, write_json
+from cleanrl_style.lib.sim_dr import BASE_ENV_ID as SIM_DR_BASE_ENV_ID
+from cleanrl_style.lib.sim_dr import ENV_ID as SIM_DR_ENV_ID
+from cleanrl_style.lib.sim_dr import LEVELS
+from cleanrl_style.lib.sim_dr import resolve as resolve_sim_dr
 
 MP_TASKS = (
     "PickCube-v1",
@@ -80,6 +92,9 @@ class Args:
     teacher: Optional[str] = None
     """checkpoint of one of our policies to use as the expert instead of the motion planner; records
     directly in its obs/control mode; episodes end at the first success"""
+    sim_dr: str = "off"
+    """light | heavy: render the converted copy in PickCubeDR-v1 under that level's simulator
+    randomization, each demo its own variation drawn from its episode seed (PickCube, --obs-mode rgb/rgbd)"""
 
 
 # ----------------------------------------------------------------------------- paths and json
@@ -87,8 +102,9 @@ def raw_path(out_dir: str, env_id: str) -> Path:
     return Path(out_dir) / env_id / "motionplanning" / "trajectory.h5"
 
 
-def converted_path(raw: Path, obs_mode: str, control_mode: str, image_size: int) -> Path:
+def converted_path(raw: Path, obs_mode: str, control_mode: str, image_size: int, sim_dr: str = "off") -> Path:
     sub = obs_mode if obs_mode == "state" else f"{obs_mode}{image_size}"
+    sub += "" if sim_dr == "off" else f"-simdr-{sim_dr}"
     return raw.parent / sub / f"trajectory.{_ms_obs_mode(obs_mode)}.{control_mode}.physx_cpu.h5"
 
 
@@ -173,11 +189,12 @@ def _teacher_worker(ckpt_path: str, seeds: list[int], wanted: int, tmp_dir: str,
     """One process: roll out a checkpoint of ours (deterministic) and keep the episodes that succeed,
     ended at their first success."""
     import gymnasium as gym
-    import mani_skill.envs  # noqa: F401
     import torch
     from mani_skill.utils.wrappers.record import RecordEpisode
 
-    from cleanrl_style.lib.envs import PixelObs
+    from cleanrl_style.lib.envs import PixelObs, register_our_envs
+
+    register_our_envs()  # a spawned process: PickCubeDR-v1 checkpoints need it registered
 
     torch.set_num_threads(1)
     ckpt = load_checkpoint(ckpt_path)
@@ -322,15 +339,25 @@ def _split(raw: Path, meta: dict, parts: int, tmp: Path) -> list[Path]:
     return out
 
 
-def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_procs: int) -> Path:
+# mani_skill's replay tool, run in a process that has registered our tasks (PickCubeDR-v1) first
+REPLAY_TOOL = (
+    "import runpy, sys; from cleanrl_style.lib.envs import register_our_envs; register_our_envs(); "
+    "sys.argv[0] = 'replay_trajectory'; "
+    "runpy.run_module('mani_skill.trajectory.replay_trajectory', run_name='__main__', alter_sys=True)"
+)
+
+
+def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_procs: int, sim_dr: str = "off") -> Path:
     """Replay the raw demos in another obs/control mode with mani_skill's replay tool (closed-loop
     action conversion, success checked); returns the converted file. Failed replays are reported.
+    sim_dr light/heavy replays them in PickCubeDR-v1 at that level (each demo's variation is drawn from
+    its episode seed when the tool resets the env with it).
 
     The demos are split into num_procs parts, each replayed by its own replay-tool process (one
     env each): a process that dies is seen by its exit code instead of hanging a worker pool."""
     from mani_skill.trajectory.merge_trajectory import merge_trajectories
 
-    out = converted_path(raw, obs_mode, control_mode, image_size)
+    out = converted_path(raw, obs_mode, control_mode, image_size, sim_dr)
     tmp = out.parent / f".convert-tmp-{os.getpid()}"
     tmp.mkdir(parents=True, exist_ok=True)
     meta = read_json(raw)
@@ -343,6 +370,9 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
             kw.get("render_backend") == "none"
         ):  # collected without a renderer; replaying images needs ManiSkill's default one
             kw.pop("render_backend")
+        if sim_dr != "off":  # the replay tool makes the json's env: the randomized variant at this level
+            meta["env_info"]["env_id"] = SIM_DR_ENV_ID
+            kw.update(sim_dr=sim_dr, variation="train")
     t0 = time.time()
     procs = []  # (process, its log file, its part)
     try:
@@ -355,8 +385,8 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
         for i, part in enumerate(parts):
             cmd = [
                 sys.executable,
-                "-m",
-                "mani_skill.trajectory.replay_trajectory",
+                "-c",
+                REPLAY_TOOL,
                 "--traj-path",
                 str(part),
                 "--use-first-env-state",
@@ -404,6 +434,7 @@ def convert(raw: Path, obs_mode: str, control_mode: str, image_size: int, num_pr
             failed_seeds=failed,
             convert_seconds=time.time() - t0,
             image_size=image_size if obs_mode != "state" else None,
+            sim_dr=sim_dr,
         )
         write_json(_json(merged), conv)
         replace_pair(merged, out)
@@ -431,11 +462,22 @@ def check_args(args: Args) -> None:
         raise UserError("--control-mode converts the demos: give --obs-mode too (state, rgb or rgbd)")
     if args.teacher and args.convert_only:
         raise UserError("--teacher records in the checkpoint's own modes; --convert-only does not apply")
+    check_choice("sim-dr", args.sim_dr, LEVELS)
+    if args.sim_dr != "off":
+        if args.teacher:
+            raise UserError("--sim-dr applies to converting planned demos; a --teacher records in its checkpoint's env")
+        if args.obs_mode not in ("rgb", "rgbd"):
+            raise UserError("--sim-dr changes only what the cameras see: give --obs-mode rgb or rgbd")
 
 
 def main(args: Args) -> dict:
     check_args(args)
     env_id = resolve_env_id(args.env_id)
+    if args.sim_dr != "off" or env_id == SIM_DR_ENV_ID:
+        if env_id not in (SIM_DR_ENV_ID, SIM_DR_BASE_ENV_ID):
+            resolve_sim_dr(env_id, args.sim_dr)  # the one-line error for other tasks
+        if not args.teacher:  # planned (and stored) in PickCube-v1: PickCubeDR-v1 has its physics
+            env_id = SIM_DR_BASE_ENV_ID
     procs = args.num_procs or min(os.cpu_count() or 1, 8)
     if args.teacher:
         ckpt = load_checkpoint(args.teacher)
@@ -465,7 +507,8 @@ def main(args: Args) -> dict:
     else:
         out.update(collect(args, env_id, raw, _mp_worker, env_id))
     if args.obs_mode:
-        out["converted"] = str(convert(raw, args.obs_mode, args.control_mode or "pd_joint_pos", args.image_size, procs))
+        control = args.control_mode or "pd_joint_pos"
+        out["converted"] = str(convert(raw, args.obs_mode, control, args.image_size, procs, args.sim_dr))
     return out
 
 

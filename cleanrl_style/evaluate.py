@@ -8,6 +8,13 @@ checkpoint (its `load_policy`), and runs the shared fair evaluation: no partial 
 reconfiguration every reset, deterministic actions, episode i seeded with seed + i.
 Writes eval_<checkpoint>_seed<S>.json (and .mp4 with --video) next to the checkpoint unless --out-dir;
 never the training run's own final_eval.json, which stays as the run wrote it.
+
+--variation clean | train | held-out scores a PickCube-v1 or PickCubeDR-v1 checkpoint on the clean
+task, on the training randomization ranges (--sim-dr's, by default the checkpoint's own level, heavy
+for a checkpoint trained without one) or on the held-out ranges (docs/generalization.md); the json is
+then eval_<checkpoint>_seed<S>_<variation>.json.
+
+    python cleanrl_style/evaluate.py --checkpoint runs/<run>/best.pt --variation held-out
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import tyro
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.checkpoints import check_obs_compatible, load_checkpoint, load_policy_checked, policy_loader
 from cleanrl_style.lib.evaluation import evaluate, print_eval
-from cleanrl_style.lib.runs import check_positive, device_name, run, write_json
+from cleanrl_style.lib.runs import check_choice, check_positive, device_name, run, write_json
+from cleanrl_style.lib.sim_dr import LEVELS, VARIATIONS, check_flags
 
 
 @dataclass
@@ -44,11 +52,20 @@ class Args:
     """override the episode length stored in the checkpoint"""
     out_dir: Optional[str] = None
     """where eval_<checkpoint>_seed<S>.json / .mp4 go (default: the checkpoint's directory)"""
+    variation: str = "clean"
+    """clean | train | held-out: the task itself, the simulator randomization's training ranges, or its
+    held-out ranges (PickCube / PickCubeDR checkpoints; docs/generalization.md)"""
+    sim_dr: Optional[str] = None
+    """light | heavy: whose training ranges --variation train uses (default: the checkpoint's --sim-dr;
+    heavy for a checkpoint trained without simulator randomization)"""
 
 
 def check_args(args: Args) -> None:
     """Every numeric flag, checked before anything starts (one line, exit 2)."""
     check_positive(args, "num_episodes", "num_envs", "max_episode_steps")
+    check_choice("variation", args.variation, VARIATIONS)
+    if args.sim_dr is not None:
+        check_choice("sim-dr", args.sim_dr, LEVELS)
 
 
 def main(args: Args) -> dict:
@@ -58,6 +75,7 @@ def main(args: Args) -> dict:
     ckpt = load_checkpoint(args.checkpoint)
     policy_loader(ckpt)  # a checkpoint of no known script fails here, before any env starts
     spec = ckpt["env"]
+    check_flags(spec["env_id"], None, args.variation)  # before any env starts: one line, exit 2
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.checkpoint).resolve().parent
     num_envs = args.num_envs or min(args.num_episodes, 16 if backend == "gpu" else 2)
     env = envs_lib.make_env(
@@ -73,18 +91,24 @@ def main(args: Args) -> dict:
         max_episode_steps=args.max_episode_steps or spec["max_episode_steps"],
         video_dir=str(out_dir) if args.video else None,
         env_kwargs=spec.get("env_kwargs"),
+        sim_dr=args.sim_dr,
+        variation=args.variation,
     )
     env.reset(seed=args.seed)
     check_obs_compatible(ckpt, env)
     policy = load_policy_checked(ckpt, env.device, args.checkpoint)
     t0 = time.time()
     name = f"eval_{Path(args.checkpoint).stem}_seed{args.seed}"
+    name += "" if args.variation == "clean" else f"_{args.variation}"
     metrics = evaluate(policy, env, args.num_episodes, seed=args.seed, video_name=name if args.video else None)
     env.close()
     metrics.update(
         checkpoint=str(args.checkpoint),
         script=ckpt["script"],
-        env_id=spec["env_id"],
+        env_id=env.env_id,
+        checkpoint_env_id=spec["env_id"],
+        variation=args.variation,
+        sim_dr=(env.cfg.get("env_kwargs") or {}).get("sim_dr"),
         checkpoint_step=ckpt.get("step"),
         max_episode_steps=env.max_episode_steps,
         device=device_name(),
@@ -92,7 +116,7 @@ def main(args: Args) -> dict:
     )
     path = out_dir / f"{name}.json"
     write_json(path, metrics)
-    print_eval(metrics, f"{spec['env_id']} | {ckpt['script']} | {args.checkpoint}")
+    print_eval(metrics, f"{env.env_id} {args.variation} | {ckpt['script']} | {args.checkpoint}")
     print(f"wrote {path}" + (f" and {metrics['video']}" if metrics.get("video") else ""))
     return metrics
 

@@ -63,6 +63,12 @@ class Args:
     too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
+    sim_dr: str = "off"
+    """simulator domain randomization of the training envs: off | light | heavy (lighting, colours,
+    textures, camera pose and fov; needs --env-id PickCubeDR; docs/generalization.md)"""
+    eval_variation: str = "clean"
+    """what the evaluation envs show: clean | train (the --sim-dr ranges, heavy's with --sim-dr off) |
+    held-out (ranges disjoint from training's); PickCube or PickCubeDR only (docs/generalization.md)"""
     max_episode_steps: Optional[int] = None
     """override the task's episode length"""
     num_steps: int = 50
@@ -212,6 +218,7 @@ def main(args: Args):
         sim_backend=backend,
         partial_reset=args.partial_reset,
         max_episode_steps=args.max_episode_steps,
+        sim_dr=args.sim_dr,
     )
     eval_envs = envs_lib.make_env(
         env_id,
@@ -223,6 +230,8 @@ def main(args: Args):
         reconfigure=True,
         max_episode_steps=args.max_episode_steps,
         video_dir=run_log.video_dir if args.capture_video else None,
+        sim_dr=args.sim_dr,
+        variation=args.eval_variation,
     )
     device = envs.device
 

@@ -87,6 +87,12 @@ class Args:
     too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
+    sim_dr: str = "off"
+    """simulator domain randomization of the training envs: off | light | heavy (lighting, colours,
+    textures, camera pose and fov; needs --env-id PickCubeDR; docs/generalization.md)"""
+    eval_variation: str = "clean"
+    """what the evaluation envs show: clean | train (the --sim-dr ranges, heavy's with --sim-dr off) |
+    held-out (ranges disjoint from training's); PickCube or PickCubeDR only (docs/generalization.md)"""
     max_episode_steps: Optional[int] = None
     """override the task's episode length"""
     buffer_size: Optional[int] = None
@@ -260,6 +266,7 @@ def main(args: Args):
     start_step = ckpt["train_state"]["global_step"] if ckpt else 0
 
     env_kw = dict(control_mode=args.control_mode, sim_backend=backend, max_episode_steps=args.max_episode_steps)
+    env_kw.update(sim_dr=args.sim_dr)  # the training level; eval envs add their variation
     free_before = measure_free(env_device)
     envs = envs_lib.make_env(env_id, num_envs, "state", partial_reset=args.partial_reset, **env_kw)
     obs, _ = envs.reset(seed=args.seed + start_step)  # a resumed run starts fresh episodes
@@ -309,6 +316,7 @@ def main(args: Args):
         partial_reset=False,
         reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
+        variation=args.eval_variation,
         **env_kw,
     )
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)

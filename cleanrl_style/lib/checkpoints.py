@@ -136,11 +136,14 @@ def start_run(args: Any, script: str, resolve: Callable[[Any, str], Any]) -> tup
     args); the seeds; and the checkpoint to resume from (None for a new run). Returns (args, backend, ckpt)."""
     from cleanrl_style.lib.envs import configure_torch_threads, env_device, resolve_sim_backend
     from cleanrl_style.lib.runs import resume_args, seed_everything
+    from cleanrl_style.lib.sim_dr import check_flags as check_sim_dr_flags
 
     if args.resume:
         args, _ = resume_args(args, script)
     backend = resolve_sim_backend(args.sim_backend)
     args = resolve(args, backend)
+    if hasattr(args, "sim_dr"):  # --sim-dr / --eval-variation need a PickCube task (one line, exit 2)
+        check_sim_dr_flags(args.env_id, args.sim_dr, getattr(args, "eval_variation", None))
     threads = configure_torch_threads(backend, getattr(args, "torch_threads", None))
     if hasattr(args, "torch_threads"):
         args.torch_threads = threads

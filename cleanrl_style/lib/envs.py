@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from cleanrl_style.lib import sim_dr as sim_dr_lib
 from cleanrl_style.lib.runs import UserError, on_exit
 from cleanrl_style.lib.video import tile_images, write_video
 
@@ -54,9 +55,18 @@ on_exit(close_all_envs)
 
 
 # ----------------------------------------------------------------------------- env ids
-def registered_env_ids() -> list[str]:
+def register_our_envs() -> None:
+    """Register ManiSkill's tasks and ours (PickCubeDR-v1, lib/pickcube_dr.py). Every process that makes
+    envs calls it: the scripts, the CPU backend's worker processes, collect_demos.py's workers."""
     import mani_skill.envs  # noqa: F401  (registers the tasks)
+
+    import cleanrl_style.lib.pickcube_dr  # noqa: F401  (registers PickCubeDR-v1)
+
+
+def registered_env_ids() -> list[str]:
     from mani_skill.utils.registration import REGISTERED_ENVS
+
+    register_our_envs()
 
     return sorted(REGISTERED_ENVS.keys())
 
@@ -220,8 +230,8 @@ def _gym_make(
     reconfigure=False,  # handled by VecEnv.reset
 ):
     import gymnasium as gym
-    import mani_skill.envs  # noqa: F401
 
+    register_our_envs()  # also in CPU worker processes
     h, w = _size_hw(image_size)
     kwargs = dict(
         num_envs=num_envs,
@@ -547,6 +557,8 @@ def make_env(
     max_episode_steps: Optional[int] = None,
     video_size: int = 256,
     env_kwargs: Optional[dict] = None,
+    sim_dr: Optional[str] = None,
+    variation: Optional[str] = None,
 ) -> VecEnv:
     """Build `num_envs` parallel envs of `env_id` on GPU (ManiSkill GPU sim + batched rendering)
     or CPU (physx_cpu + software Vulkan, one env per worker process).
@@ -559,12 +571,17 @@ def make_env(
     each batch, i.e. twice per batch). reconfiguration_freq is passed to ManiSkill as it is.
     seed: if given, the envs are reset once with seeds seed..seed+N-1.
     video_dir: enables start_video()/stop_video() (renders the task's human camera).
+    sim_dr: simulator randomization level off | light | heavy (PickCubeDR-v1 only; None: as env_kwargs
+    say). variation: clean | train | held-out for evaluation envs (None: the training env itself); a
+    PickCube-v1 env asked for train / held-out becomes PickCubeDR-v1 (lib/sim_dr.resolve,
+    docs/generalization.md). Both end up in env_kwargs, which env_spec records.
     """
     if obs_mode not in ("state", "rgb", "rgbd"):
         raise UserError(f"--obs-mode must be state, rgb or rgbd (got '{obs_mode}')")
     if num_envs < 1:
         raise UserError(f"--num-envs must be >= 1 (got {num_envs})")
     env_id = resolve_env_id(env_id)
+    env_id, env_kwargs = sim_dr_lib.resolve(env_id, sim_dr, variation, env_kwargs)
     backend = resolve_sim_backend(sim_backend)
     if backend == "batched-cpu" and num_envs != 1:
         raise UserError(f"the batched-cpu backend runs one physx_cpu env per process (got --num-envs {num_envs})")

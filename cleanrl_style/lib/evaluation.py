@@ -101,7 +101,8 @@ class EpisodeStats:
 
 
 class Evaluator:
-    """The evaluation protocol every script shares. `maybe_evaluate(step)` evaluates every
+    """The evaluation protocol every script shares, on the eval env the script made (its variation is the
+    script's --eval-variation, clean by default: docs/generalization.md). `maybe_evaluate(step)` evaluates every
     `args.eval_freq` steps (env steps; gradient steps in bc.py) on fixed seeds (seed + 1_000_000 + i),
     logs `eval/*`, writes `last.pt`, and `best.pt` when success_once improves. `finish(step)`
     evaluates the last policy on seeds never used to pick a checkpoint (seed + 2_000_000 + i), writes
@@ -153,14 +154,17 @@ class Evaluator:
             seed=a.seed + 2_000_000,
             video_name="final_eval" if a.capture_video else None,
         )
+        variation = (self.env.cfg.get("env_kwargs") or {}).get("variation", "clean")  # --eval-variation
         final.update(
             checkpoint="last.pt",
             step=step,
+            env_id=self.env.env_id,
+            variation=variation,
             wall_time_s=time.time() - self.start + self.run.wall_offset,
             **(extra or {}),
         )
         write_json(self.run.dir / "final_eval.json", final)
-        print_eval(final, f"final evaluation ({self.env.env_id}, last policy)")
+        print_eval(final, f"final evaluation ({self.env.env_id} {variation}, last policy)")
         return final
 
 
