@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 import tyro
 
+from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.augment import random_shift
 from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
@@ -51,6 +52,7 @@ from cleanrl_style.lib.runs import (
     seed_everything,
     set_rng_state,
 )
+from cleanrl_style.lib.sim_dr import check_flags as check_sim_dr_flags
 
 
 @dataclass
@@ -103,10 +105,27 @@ class Args:
     hidden_dim: Optional[int] = None
     """width of the MLP layers (default: 512 for policy=chunk, 256 for policy=gaussian: sac.py's actor)"""
     feature_dim: int = 256
-    """CNN feature size (rgb/rgbd, --encoder nature)"""
+    """image feature size (rgb/rgbd; --encoder nature or a timm backbone's adapter output)"""
     encoder: str = "nature"
-    """image encoder (rgb/rgbd): nature (sac_rgb's NatureCNN; a SAC run can start from it) | keypoints
+    """image encoder (rgb/rgbd): nature (sac_rgb's NatureCNN; a SAC run can start from it) | resnet18 |
+    dinov2-vits14 (timm backbone + adapter, docs/encoders.md) | keypoints
     (conv stack + spatial softmax: 32 learned image positions)"""
+    encoder_weights: str = "none"
+    """none (random init) | PATH (the image encoder of a bc/sac_rgb/ppo_rgb checkpoint, or a backbone state
+    dict) | published (the backbone's published weights, fetched once by scripts/fetch_encoder_weights.py)"""
+    encoder_image_size: Optional[int] = None
+    """input size of a timm backbone; images are resized to it on the device (default: the backbone's, 224)"""
+    encoder_adapter: str = "attn-pool"
+    """trainable head over a timm backbone: linear (over its pooled features) | attn-pool (a learned query
+    attending over its spatial tokens)"""
+    freeze_encoder: bool = False
+    """freeze the encoder's backbone (NatureCNN's convs, the timm model); the adapter still trains"""
+    unfreeze_after: Optional[int] = None
+    """at this gradient step make the last --unfreeze-blocks blocks of the frozen backbone trainable"""
+    unfreeze_blocks: int = 1
+    """backbone blocks --unfreeze-after makes trainable, counted from the output (ResNet stages, ViT blocks)"""
+    encoder_lr: Optional[float] = None
+    """learning rate of the unfrozen blocks, cosine-decayed with the rest from there (default: 0.1 x --learning-rate)"""
     aux_coef: Optional[float] = None
     """weight of an auxiliary loss (rgb/rgbd): regress the position of --aux-actor (read from the demos'
     recorded env_states; never a policy input) from the image encoder's features; 0 = off (default:
@@ -134,6 +153,11 @@ class Args:
     sim_backend: str = "auto"
     """auto, gpu or cpu: the evaluation envs' sim (auto: the backend the demos were converted with, since
     end-effector controllers act differently on each; the learner uses CUDA whenever it is present)"""
+    eval_variation: str = "clean"
+    """what the evaluation envs show: clean | train | held-out (PickCube / PickCubeDR demos only). bc.py
+    has no --sim-dr: the simulator randomization of the training data is the demos' own
+    (collect_demos.py --sim-dr records it in their json), and train uses that level's ranges
+    (heavy's for demos without one); docs/generalization.md"""
     runs_dir: str = "runs"
     """parent directory of run directories"""
     exp_name: Optional[str] = None
@@ -230,6 +254,7 @@ class BCPolicy(nn.Module):
         encoder: str = "nature",
         aux_dim: int = 0,
         head_input: str = "features",
+        encoder_config: Optional[dict] = None,
     ):
         super().__init__()
         self.head, self.obs_horizon, self.chunk_size, self.action_dim = head, obs_horizon, chunk_size, action_dim
@@ -240,7 +265,8 @@ class BCPolicy(nn.Module):
             if encoder == "keypoints":
                 self.encoder = KeypointEncoder(c, h, w, state_dim)
             else:
-                self.encoder = PixelEncoder(c, h, w, state_dim, feature_dim)
+                image_encoder = enc_lib.make_image_encoder(c, h, w, feature_dim, encoder_config)
+                self.encoder = PixelEncoder(c, h, w, state_dim, feature_dim, image_encoder=image_encoder)
             in_dim = self.encoder.out_dim
         # auxiliary head (training target, and with head_input="aux" the only thing the policy head sees
         # of the image): the newest frame's encoder features -> an object's position
@@ -454,7 +480,7 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_non_negative(args, "eval_freq", "weight_decay", "obs_noise", "aux_coef", "ensemble_decay")
     check_choice("obs-mode", args.obs_mode, ("state", "rgb", "rgbd"))
     check_choice("policy", args.policy, ("chunk", "gaussian"))
-    check_choice("encoder", args.encoder, ("nature", "keypoints"))
+    enc_lib.check_encoder_flags(args, args.obs_mode, args.learning_rate, others=("keypoints",))
     check_choice("loss", args.loss, ("mse", "l1"))
     check_choice("head-input", args.head_input, ("features", "aux"))
     check_choice("aug", args.aug, ("none", "shift"))
@@ -471,6 +497,7 @@ def resolve_args(args: Args, backend: str) -> Args:
         raise UserError("--demo-path is required (collect_demos.py writes one)")
     chunk, pixels = args.policy == "chunk", args.obs_mode != "state"
     args.env_id = envs_lib.resolve_env_id(args.env_id)
+    check_sim_dr_flags(args.env_id, None, args.eval_variation)
     args.hidden_dim = args.hidden_dim or (512 if chunk else 256)
     args.chunk_size = args.chunk_size or (16 if chunk else 1)
     args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
@@ -570,6 +597,7 @@ def main(args: Args):
         max_episode_steps=args.max_episode_steps,
         video_dir=run_log.video_dir if args.capture_video else None,
         env_kwargs=demo_env_kwargs(info),
+        variation=args.eval_variation,
     )
     eval_envs.reset(seed=args.seed + 1_000_000)
     layout = eval_envs.state_layout()
@@ -624,6 +652,7 @@ def main(args: Args):
             encoder=args.encoder,
             aux_dim=3 if aux_actor else 0,
             head_input=args.head_input,
+            encoder_config=enc_lib.encoder_config(args) if pixels else None,
         ),
         n_keep=len(keep),
     )
@@ -631,7 +660,13 @@ def main(args: Args):
     if args.policy == "gaussian":
         model.actor.set_action_bounds(eval_envs.action_low.to(device), eval_envs.action_high.to(device))
     policy = EvalPolicy(model, norm, args.temporal_ensemble, args.ensemble_decay, args.exec_horizon).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    image_encoder = model.encoder.cnn if pixels and args.encoder != "keypoints" else None
+    if image_encoder is not None:  # --encoder-weights, --freeze-encoder
+        encoder_loaded = enc_lib.prepare_encoder(image_encoder, args, resumed=bool(ckpt))
+        print(f"bc: {enc_lib.describe(image_encoder)}" + (f"; loaded the {encoder_loaded}" if encoder_loaded else ""))
+    unfreezer = enc_lib.Unfreezer.from_args(image_encoder, args, "bc") if image_encoder is not None else None
+    params = enc_lib.trainable(model.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.total_iters)
     augment = random_shift if pixels and args.aug == "shift" else None
 
@@ -694,6 +729,8 @@ def main(args: Args):
     if ckpt:
         ts = ckpt["train_state"]
         policy.load_state_dict(ckpt["state_dict"])
+        if unfreezer is not None:  # past --unfreeze-after: the saved optimizer state has the unfrozen group
+            unfreezer.maybe_unfreeze(start_iter, optimizer, scheduler=scheduler)
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         if scheduler.T_max != args.total_iters:  # a larger --total-iters: the cosine over the new total, from here
@@ -709,6 +746,8 @@ def main(args: Args):
     start = time.time()
     t_log = time.time()
     for it in range(start_iter + 1, args.total_iters + 1):
+        if unfreezer is not None:
+            unfreezer.maybe_unfreeze(it, optimizer, run_log.log, scheduler)
         model.train()
         idx = torch.randint(0, S, (args.batch_size,), device=device, generator=gen)
         loss, aux_loss = train_step(idx)

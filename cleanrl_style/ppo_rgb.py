@@ -6,6 +6,8 @@
 Same algorithm as ppo.py (GAE and bootstrap flags from lib/returns.py, the clipped objective and its
 minibatch epochs from lib/ppo_update.py); this file adds the pixel parts: the agent over lib/nets.py's
 NatureCNN, uint8 rollout storage on the env's device, optional frame stacking and state fusion.
+The image encoder comes from lib/encoders.py (--encoder, docs/encoders.md); with a frozen backbone the
+rollout storage holds each frame's backbone features, computed once while acting, instead of the image.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import tyro
 from tensordict import TensorDict
 from torch.distributions.normal import Normal
 
+from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags
-from cleanrl_style.lib.nets import NatureCNN, RunningMeanStd, layer_init
+from cleanrl_style.lib.nets import RunningMeanStd, layer_init
 from cleanrl_style.lib.ppo_update import log_ppo_iteration, ppo_update
 from cleanrl_style.lib.returns import bootstrap_flags, compute_gae, final_obs_values
 from cleanrl_style.lib.runs import (
@@ -77,6 +80,12 @@ class Args:
     too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
+    sim_dr: str = "off"
+    """simulator domain randomization of the training envs: off | light | heavy (lighting, colours,
+    textures, camera pose and fov; needs --env-id PickCubeDR; docs/generalization.md)"""
+    eval_variation: str = "clean"
+    """what the evaluation envs show: clean | train (the --sim-dr ranges, heavy's with --sim-dr off) |
+    held-out (ranges disjoint from training's); PickCube or PickCubeDR only (docs/generalization.md)"""
     max_episode_steps: Optional[int] = None
     """override the task's episode length"""
     num_steps: int = 50
@@ -109,6 +118,27 @@ class Args:
     """multiply rewards by this"""
     feature_dim: int = 256
     """encoder output size (image and state branch each)"""
+    encoder: str = "nature"
+    """image encoder: nature (NatureCNN) | resnet18 | dinov2-vits14 (timm backbone + adapter; docs/encoders.md)"""
+    encoder_weights: str = "none"
+    """none (random init) | PATH (the image encoder of a bc/sac_rgb/ppo_rgb checkpoint, or a backbone state
+    dict) | published (the backbone's published weights, fetched once by scripts/fetch_encoder_weights.py)"""
+    encoder_image_size: Optional[int] = None
+    """input size of a timm backbone; images are resized to it on the device (default: the backbone's, 224)"""
+    encoder_adapter: str = "attn-pool"
+    """trainable head over a timm backbone: linear (over its pooled features) | attn-pool (a learned query
+    attending over its spatial tokens)"""
+    freeze_encoder: bool = False
+    """freeze the encoder's backbone (NatureCNN's convs, the timm model); the adapter still trains"""
+    unfreeze_after: Optional[int] = None
+    """at this env step make the last --unfreeze-blocks blocks of the frozen backbone trainable"""
+    unfreeze_blocks: int = 1
+    """backbone blocks --unfreeze-after makes trainable, counted from the output (ResNet stages, ViT blocks)"""
+    encoder_lr: Optional[float] = None
+    """learning rate of the unfrozen blocks (default: 0.1 x --learning-rate; not annealed by --anneal-lr)"""
+    cache_features: bool = True
+    """with --freeze-encoder, store each frame's backbone features in the rollout storage instead of the image
+    (computed once while acting, not again in every update epoch), until --unfreeze-after"""
     compile: bool = False
     """torch.compile the rollout's policy step and value function (opt-in fast path; the update stays eager)"""
     cudagraphs: bool = False
@@ -133,10 +163,18 @@ class Args:
 # ----------------------------------------------------------------------------- networks
 class Agent(nn.Module):
     def __init__(
-        self, in_channels: int, height: int, width: int, state_dim: int, action_dim: int, feature_dim: int = 256
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        state_dim: int,
+        action_dim: int,
+        feature_dim: int = 256,
+        encoder: Optional[dict] = None,
     ):
+        """encoder: lib/encoders.encoder_config (None: NatureCNN, as in checkpoints written before it)."""
         super().__init__()
-        self.encoder = NatureCNN(in_channels, height, width, feature_dim)
+        self.encoder = enc_lib.make_image_encoder(in_channels, height, width, feature_dim, encoder)
         self.state_dim = state_dim
         latent = feature_dim
         if state_dim:
@@ -150,7 +188,8 @@ class Agent(nn.Module):
         self.actor_logstd = nn.Parameter(torch.full((1, action_dim), -0.5))
 
     def features(self, obs) -> torch.Tensor:
-        x = self.encoder(obs["rgb"])
+        """obs: "rgb" (uint8 images) or "feat" (the frozen backbone's cached output), and "state"."""
+        x = enc_lib.adapt(self.encoder, obs["feat"]) if "feat" in obs.keys() else self.encoder(obs["rgb"])
         if self.state_dim:
             x = torch.cat([x, self.state_fc(self.state_norm(obs["state"]))], dim=1)
         return x
@@ -249,13 +288,14 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_unit_interval(args, "gae_lambda")
     check_choice("obs-mode", args.obs_mode, ("rgb", "rgbd"))
     check_fast_flags(args, backend)
+    enc_lib.check_encoder_flags(args, args.obs_mode, args.learning_rate)
     args.env_id = envs_lib.resolve_env_id(args.env_id)
     args.num_envs = args.num_envs or (512 if backend == "gpu" else 2)
     args.num_eval_envs = args.num_eval_envs or (16 if backend == "gpu" else 2)
     args.num_minibatches = args.num_minibatches or (32 if backend == "gpu" else 4)
     args.image_height = args.image_height or args.image_size
     args.image_width = args.image_width or args.image_size
-    if min(args.image_height, args.image_width) < 36:
+    if args.encoder == "nature" and min(args.image_height, args.image_width) < 36:
         raise UserError(
             f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
         )
@@ -293,6 +333,7 @@ def main(args: Args):
         control_mode=args.control_mode,
         sim_backend=backend,
         max_episode_steps=args.max_episode_steps,
+        sim_dr=args.sim_dr,  # the training level; eval envs add their variation
     )
     envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
     eval_envs = envs_lib.make_env(
@@ -302,6 +343,7 @@ def main(args: Args):
         partial_reset=False,
         reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
+        variation=args.eval_variation,
         **env_kw,
     )
     device = envs.device
@@ -318,9 +360,14 @@ def main(args: Args):
         state_dim=state_dim,
         action_dim=envs.action_dim,
         feature_dim=args.feature_dim,
+        encoder=enc_lib.encoder_config(args),
     )
     agent = Agent(**model_kwargs).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    loaded = enc_lib.prepare_encoder(agent.encoder, args, resumed=bool(ckpt))  # --encoder-weights, --freeze-encoder
+    unfreezer = enc_lib.Unfreezer.from_args(agent.encoder, args, "ppo_rgb")
+    optimizer = torch.optim.Adam(enc_lib.trainable(agent.parameters()), lr=args.learning_rate, eps=1e-5)
+    if ckpt:  # a run resumed past --unfreeze-after: its optimizer state has the unfrozen blocks' group
+        unfreezer.maybe_unfreeze(start_step, optimizer)
     policy_step, value_fn = agent.get_action_and_value, agent.get_value
     if args.compile:
         policy_step, value_fn = torch.compile(policy_step), torch.compile(value_fn)
@@ -329,16 +376,19 @@ def main(args: Args):
 
         policy_step = CudaGraphModule(policy_step)
 
-    # rollout storage on the env's device; images stay uint8
+    # rollout storage on the env's device; images stay uint8, or (frozen backbone) its features instead
     T, N = args.num_steps, num_envs
-    obs_buf = TensorDict(
-        {
-            "rgb": torch.zeros((T, N, C, height, width), dtype=torch.uint8, device=device),
-            "state": torch.zeros((T, N, envs.obs_shapes["state"][0]), device=device),
-        },
-        batch_size=[T, N],
-        device=device,
-    )
+
+    def rollout_storage(cached: bool) -> TensorDict:
+        if cached:
+            image = {"feat": torch.zeros((T, N, *enc_lib.backbone_shape(agent.encoder)), device=device)}
+        else:
+            image = {"rgb": torch.zeros((T, N, C, height, width), dtype=torch.uint8, device=device)}
+        state = torch.zeros((T, N, envs.obs_shapes["state"][0]), device=device)
+        return TensorDict({**image, "state": state}, batch_size=[T, N], device=device)
+
+    cached = args.freeze_encoder and args.cache_features and not (args.unfreeze_after is not None and unfreezer.done)
+    obs_buf = rollout_storage(cached)
     actions_buf = torch.zeros((T, N, envs.action_dim), device=device)
     logprobs_buf, rewards_buf, values_buf, final_values = (torch.zeros((T, N), device=device) for _ in range(4))
     terminated_buf = torch.zeros((T, N), dtype=torch.bool, device=device)
@@ -347,7 +397,10 @@ def main(args: Args):
     print(
         f"ppo_rgb: {env_id} backend={backend} device={device} num_envs={N} image={C}x{height}x{width} "
         f"state_dim={state_dim} batch={batch_size} iterations={num_iterations} rollout storage={mem_gb * 1e3:.1f} MB"
+        f"{' (backbone features)' if cached else ''} {enc_lib.describe(agent.encoder)}"
     )
+    if loaded:
+        print(f"ppo_rgb: --encoder-weights: loaded the {loaded}")
 
     eval_policy = make_policy(agent, args.frame_stack, args.include_state)
     global_step, first_iteration = start_step, 1
@@ -373,13 +426,22 @@ def main(args: Args):
         first_iteration = ts["iteration"] + 1
     episode_stats = EpisodeStats()
 
-    def net_input(o):
-        return o if args.include_state else {"rgb": o["rgb"]}
+    def net_input(o) -> dict:
+        keys = ("rgb", "feat", "state") if args.include_state else ("rgb", "feat")
+        return {k: o[k] for k in keys if k in o.keys()}
+
+    def step_input(o) -> dict:
+        """What the rollout stores and acts on: the obs, with the image replaced by its cached features."""
+        if not cached:
+            return o
+        return {"feat": enc_lib.backbone_features(agent.encoder, o["rgb"]), "state": o["state"]}
 
     start = time.time()
     for iteration in range(first_iteration, num_iterations + 1):
         if args.anneal_lr:
             optimizer.param_groups[0]["lr"] = args.learning_rate * (1.0 - (iteration - 1.0) / num_iterations)
+        if unfreezer.maybe_unfreeze(global_step, optimizer, run_log.log) and cached:  # the cache is stale now
+            cached, obs_buf = False, rollout_storage(False)
         # ---- rollout
         agent.eval()
         t0 = time.time()
@@ -389,8 +451,9 @@ def main(args: Args):
             with torch.no_grad():
                 if state_dim:
                     agent.state_norm.update(obs["state"])
-                action, logprob, _, value = policy_step(net_input(obs))
-            obs_buf[step] = TensorDict(obs, batch_size=[N])
+                step_obs = step_input(obs)
+                action, logprob, _, value = policy_step(net_input(step_obs))
+            obs_buf[step] = TensorDict(step_obs, batch_size=[N])
             actions_buf[step], logprobs_buf[step], values_buf[step] = action, logprob, value
             raw_obs, reward, terminated, truncated, info = envs.step(action)
             done = terminated | truncated
@@ -430,7 +493,7 @@ def main(args: Args):
             b_val,
             args,
             minibatch_size,
-            lambda o: net_input({"rgb": o["rgb"], "state": o["state"]}),
+            net_input,
         )
         update_s = time.time() - t0
 

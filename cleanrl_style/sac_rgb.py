@@ -34,6 +34,7 @@ import torch.nn as nn
 import tyro
 from tensordict import TensorDict
 
+from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
 from cleanrl_style.lib.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
 from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
@@ -100,6 +101,12 @@ class Args:
     too, as ManiSkill's baselines; see docs/foundation.md#bootstrapping) or truncation (time limit only)"""
     sim_backend: str = "auto"
     """auto (GPU if CUDA is present), gpu or cpu"""
+    sim_dr: str = "off"
+    """simulator domain randomization of the training envs: off | light | heavy (lighting, colours,
+    textures, camera pose and fov; needs --env-id PickCubeDR; docs/generalization.md)"""
+    eval_variation: str = "clean"
+    """what the evaluation envs show: clean | train (the --sim-dr ranges, heavy's with --sim-dr off) |
+    held-out (ranges disjoint from training's); PickCube or PickCubeDR only (docs/generalization.md)"""
     max_episode_steps: Optional[int] = None
     """override the task's episode length"""
     buffer_size: Optional[int] = None
@@ -141,7 +148,25 @@ class Args:
     dr: str = "off"
     """image-space domain randomization of training rollouts: off, light or heavy (evaluation stays clean)"""
     feature_dim: int = 256
-    """image feature size (NatureCNN output)"""
+    """image feature size (the encoder's output)"""
+    encoder: str = "nature"
+    """image encoder: nature (NatureCNN) | resnet18 | dinov2-vits14 (timm backbone + adapter; docs/encoders.md)"""
+    encoder_weights: str = "none"
+    """none (random init) | PATH (the image encoder of a bc/sac_rgb/ppo_rgb checkpoint, or a backbone state
+    dict) | published (the backbone's published weights, fetched once by scripts/fetch_encoder_weights.py)"""
+    encoder_image_size: Optional[int] = None
+    """input size of a timm backbone; images are resized to it on the device (default: the backbone's, 224)"""
+    encoder_adapter: str = "attn-pool"
+    """trainable head over a timm backbone: linear (over its pooled features) | attn-pool (a learned query
+    attending over its spatial tokens)"""
+    freeze_encoder: bool = False
+    """freeze the encoder's backbone (NatureCNN's convs, the timm model); the adapter still trains (critic loss)"""
+    unfreeze_after: Optional[int] = None
+    """at this env step make the last --unfreeze-blocks blocks of the frozen backbone trainable"""
+    unfreeze_blocks: int = 1
+    """backbone blocks --unfreeze-after makes trainable, counted from the output (ResNet stages, ViT blocks)"""
+    encoder_lr: Optional[float] = None
+    """learning rate of the unfrozen blocks, in the critic optimizer (default: 0.1 x --q-lr)"""
     hidden_dim: int = 256
     """MLP width of the actor and critic heads (3 hidden layers)"""
     q_layer_norm: bool = True
@@ -225,12 +250,15 @@ class PixelPolicy(nn.Module):
         feature_dim: int = 256,
         hidden_dim: int = 256,
         state_in_dim: Optional[int] = None,
+        encoder: Optional[dict] = None,
     ):
         """state_in_dim: the env's state size; the encoder's StateNorm maps it to the state_dim dims the
         heads see (identity, or a BC checkpoint's selection and statistics). None: checkpoints written
-        before StateNorm existed (the state is used as it is)."""
+        before StateNorm existed (the state is used as it is). encoder: lib/encoders.encoder_config
+        (None: NatureCNN)."""
         super().__init__()
-        self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim, state_in_dim)
+        image_encoder = enc_lib.make_image_encoder(in_channels, height, width, feature_dim, encoder)
+        self.encoder = PixelEncoder(in_channels, height, width, state_dim, feature_dim, state_in_dim, image_encoder)
         self.actor = Actor(self.encoder.out_dim, action_dim, hidden_dim)
 
     @property
@@ -297,11 +325,12 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_choice("dr", args.dr, DR_LEVELS)
     check_choice("critic-encoder", args.critic_encoder, ("shared", "separate"))
     args.image_height, args.image_width = args.image_height or args.image_size, args.image_width or args.image_size
-    if min(args.image_height, args.image_width) < 36:
+    if args.encoder == "nature" and min(args.image_height, args.image_width) < 36:
         raise UserError(
             f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
         )
     check_finetune_flags(args)
+    enc_lib.check_encoder_flags(args, args.obs_mode, args.q_lr)
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
     args.env_id = envs_lib.resolve_env_id(args.env_id)
@@ -326,6 +355,7 @@ def main(args: Args):
         control_mode=args.control_mode,
         sim_backend=backend,
         max_episode_steps=args.max_episode_steps,
+        sim_dr=args.sim_dr,  # the training level; eval envs add their variation
     )
     free_before = measure_free(env_device)
     envs = envs_lib.make_env(env_id, num_envs, args.obs_mode, partial_reset=args.partial_reset, **env_kw)
@@ -344,6 +374,7 @@ def main(args: Args):
         if init["state_dim"] and not args.include_state:
             raise UserError(f"--init-from {args.init_from} uses the state; drop --no-include-state", code=1)
         args.feature_dim, args.hidden_dim, state_dim = init["feature_dim"], init["hidden_dim"], init["state_dim"]
+        enc_lib.adopt_config(args, init["encoder_config"])  # its image encoder's architecture too
     demo_rb = load_demo_replay(args.demos, envs, args.obs_mode, args, device) if args.demos else None
     obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
@@ -380,6 +411,7 @@ def main(args: Args):
         partial_reset=False,
         reconfigure=True,
         video_dir=run_log.video_dir if args.capture_video else None,
+        variation=args.eval_variation,
         **env_kw,
     )
     rb = ReplayBuffer(num_envs, buffer_size, obs_specs, action_dim, buffer_device, gap, args.gamma, args.n_step)
@@ -393,6 +425,7 @@ def main(args: Args):
         feature_dim=args.feature_dim,
         hidden_dim=args.hidden_dim,
         state_in_dim=state_dim_env,
+        encoder=enc_lib.encoder_config(args),
     )
     policy = PixelPolicy(**model_kwargs).to(device)
     policy.actor.set_action_bounds(envs.action_low, envs.action_high)
@@ -401,6 +434,8 @@ def main(args: Args):
     )  # before the critics copy the encoder
     if args.fixed_log_std is not None:  # a resumed run's weights hold it: this adds the gradient hooks
         policy.actor.fix_log_std(args.fixed_log_std)
+    # --encoder-weights, --freeze-encoder; before the critics copy the encoder (a separate one is frozen too)
+    encoder_loaded = enc_lib.prepare_encoder(policy.encoder.cnn, args, resumed=bool(ckpt))
     critic_encoder = copy.deepcopy(policy.encoder) if args.critic_encoder == "separate" else None
     feat_dim = policy.encoder.out_dim
     qnets = QEnsemble(lambda: QNetwork(feat_dim, action_dim, args.hidden_dim, args.q_layer_norm), args.num_q, device)
@@ -435,6 +470,11 @@ def main(args: Args):
         return batch
 
     updater = SacUpdater(upd, qnets, args, device, prepare=augment_batch, demos=demo_rb, critic_encoder=critic_encoder)
+    trained_encoder = (critic_encoder if critic_encoder is not None else policy.encoder).cnn  # the critic loss's
+    unfreezer = enc_lib.Unfreezer.from_args(trained_encoder, args, "sac_rgb")
+    print(f"sac_rgb: {enc_lib.describe(trained_encoder)}", flush=True)
+    if encoder_loaded:
+        print(f"sac_rgb: --encoder-weights: loaded the {encoder_loaded}", flush=True)
     replay_path = run_log.dir / "replay.pt"
     global_step = start_step
 
@@ -458,6 +498,7 @@ def main(args: Args):
 
     evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
     if ckpt:  # the encoder too, which the critics share, critics, optimizers, counters
+        unfreezer.maybe_unfreeze(start_step, upd.optimizers["q"])  # past --unfreeze-after: the state has its group
         updater.load_state(restore_common(ckpt, policy, evaluator))
         if not restore_replay(rb, replay_path, args.save_replay):
             updater.updates_from = start_step + args.learning_starts
@@ -497,6 +538,7 @@ def main(args: Args):
         sac_log.rollout_s += time.time() - t0
 
         # ---- updates (--utd gradient steps per env step), logging
+        unfreezer.maybe_unfreeze(global_step, upd.optimizers["q"], run_log.log)
         updater.maybe_update(rb, num_envs, global_step)
         sac_log.maybe_log(global_step, stats, updater, rb, force=iteration == num_iterations)
 

@@ -4,13 +4,17 @@
 #     rasterizer that SAPIEN accepts is installed (Mesa lavapipe >= 24.3; on Debian bookworm
 #     it comes from bookworm-backports). Needs root for apt; otherwise says what to install.
 #  2. .venv/ with a pinned torch (CPU wheel without CUDA, the normal CUDA wheel elsewhere),
-#     then this project in editable mode with the dev extras.
+#     then this project in editable mode with the dev extras, then timm (the pretrained image
+#     encoders, docs/encoders.md) without its dependencies: timm requires torchvision, whose
+#     PyPI wheel does not import beside the CPU torch wheel and can replace torch; timm's other
+#     dependencies (huggingface_hub, safetensors, pyyaml) are in pyproject.toml.
 #  3. Verifies that SAPIEN finds a rendering device.
 # Idempotent: a stamp file skips the pip steps while pyproject.toml is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+TIMM_VERSION="${TIMM_VERSION:-1.0.31}"  # cleanrl_style/lib/timm_encoder.py names the same version
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 STAMP="$VENV/.setup-stamp"
@@ -78,7 +82,7 @@ pip_install() {
 }
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || die "Python >= 3.10 required (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.x"
-WANT="$(sha1sum pyproject.toml | cut -d' ' -f1) torch=$TORCH_VERSION"
+WANT="$(sha1sum pyproject.toml | cut -d' ' -f1) torch=$TORCH_VERSION timm=$TIMM_VERSION"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python" ]; then
   say "Python env: $VENV up to date"
 else
@@ -99,6 +103,10 @@ else
   fi
   say "installing the project (editable, with dev extras)"
   "${PIP[@]}" -e ".[dev]"
+  say "installing timm==$TIMM_VERSION (--no-deps: no torchvision, torch untouched)"
+  "${PIP[@]}" --no-deps "timm==$TIMM_VERSION"
+  "$VENV/bin/python" -c "from cleanrl_style.lib.timm_compat import import_timm; import torch; import_timm().create_model('resnet18', pretrained=False)" \
+    || die "timm $TIMM_VERSION installed but cannot build a model beside torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'); see docs/encoders.md"
   echo "$WANT" > "$STAMP"
 fi
 

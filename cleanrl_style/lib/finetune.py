@@ -88,7 +88,8 @@ def load_demo_replay(path: str, env: Any, obs_mode: str, args: Any, device: torc
 def init_spec(path: str, script: str, env_spec: dict) -> dict:
     """What the RL policy must look like to take the weights of checkpoint `path` (--init-from).
     env_spec: env_id, obs_mode, control_mode, obs_shapes, action_dim of this run's training env.
-    Returns dict(ckpt, kind="bc"|"sac", feature_dim, hidden_dim, state_dim) (feature_dim None for state)."""
+    Returns dict(ckpt, kind="bc"|"sac", feature_dim, hidden_dim, state_dim, encoder_config) (feature_dim None
+    for state; encoder_config: lib/encoders.encoder_config of its image encoder, None for NatureCNN)."""
     ckpt = load_checkpoint(path)
     where = f"--init-from {path}"
     ce = ckpt["env"]
@@ -110,8 +111,8 @@ def init_spec(path: str, script: str, env_spec: dict) -> dict:
         if m["obs_horizon"] != 1:
             problems.append(f"--obs-horizon {m['obs_horizon']} (RL acts on one frame)")
         if m.get("image_shape"):
-            if m.get("encoder", "nature") != "nature":
-                problems.append(f"encoder '{m['encoder']}' (the RL scripts use nature)")
+            if m.get("encoder", "nature") == "keypoints":
+                problems.append("encoder 'keypoints' (the RL scripts use nature or a timm backbone)")
             if m.get("head_input", "features") != "features":
                 problems.append(f"--head-input {m['head_input']}")
         if problems:
@@ -120,13 +121,19 @@ def init_spec(path: str, script: str, env_spec: dict) -> dict:
             ckpt=ckpt,
             kind="bc",
             feature_dim=m.get("feature_dim") if m.get("image_shape") else None,
+            encoder_config=m.get("encoder_config"),
             hidden_dim=m["hidden_dim"],
             state_dim=m["state_dim"],
         )
     if ckpt["script"] == script:
         state_dim = mk.get("state_dim", mk.get("in_dim"))
         return dict(
-            ckpt=ckpt, kind="sac", feature_dim=mk.get("feature_dim"), hidden_dim=mk["hidden_dim"], state_dim=state_dim
+            ckpt=ckpt,
+            kind="sac",
+            feature_dim=mk.get("feature_dim"),
+            hidden_dim=mk["hidden_dim"],
+            state_dim=state_dim,
+            encoder_config=mk.get("encoder"),
         )
     raise UserError(f"{where} was written by {ckpt['script']}.py; {script}.py starts from bc.py or {script}.py", code=1)
 

@@ -7,6 +7,7 @@ uses the class: keep parameter names (state-dict keys) stable, or convert old ke
   RunningMeanStd             running observation statistics (buffers: saved in checkpoints)
   StateNorm                  fixed selection + standardisation of state dims (BC's statistics in RL)
   NatureCNN, PixelEncoder    the image encoder (uint8 in, /255 inside) and image+state features
+                             (other image encoders: lib/encoders.py)
   Actor                      tanh-Gaussian policy head (SAC, and BC --policy gaussian)
   QNetwork, QEnsemble        critics, evaluated together with vmap, with target copies
 """
@@ -113,7 +114,9 @@ class PixelEncoder(nn.Module):
     """NatureCNN features of the uint8 image (any size >= 36x36, square or not), concatenated
     with the proprioceptive state when state_dim > 0. With `state_in_dim` (the env's state size) the
     state first goes through a StateNorm down to `state_dim` dims (sac_rgb.py; identity unless the run
-    starts from a BC policy); without it the state is used as given (bc.py normalises it itself)."""
+    starts from a BC policy); without it the state is used as given (bc.py normalises it itself).
+    `image_encoder` replaces the NatureCNN (lib/encoders.make_image_encoder: uint8 in, `.out_dim` out);
+    it stays under the name `cnn`, so the state-dict keys of every encoder are `cnn.*`."""
 
     def __init__(
         self,
@@ -123,12 +126,13 @@ class PixelEncoder(nn.Module):
         state_dim: int,
         feature_dim: int = 256,
         state_in_dim: Optional[int] = None,
+        image_encoder: Optional[nn.Module] = None,
     ):
         super().__init__()
-        self.cnn = NatureCNN(in_channels, height, width, feature_dim)
+        self.cnn = image_encoder if image_encoder is not None else NatureCNN(in_channels, height, width, feature_dim)
         self.state_dim = state_dim
         self.state_norm = StateNorm(state_in_dim, state_dim) if state_in_dim is not None else None
-        self.out_dim = feature_dim + state_dim
+        self.out_dim = getattr(self.cnn, "out_dim", feature_dim) + state_dim
 
     def forward(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         x = self.cnn(rgb)

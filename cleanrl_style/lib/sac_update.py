@@ -53,7 +53,9 @@ def make_sac_updates(
     on the features it was loaded with, however the critics' own encoder moves."""
     capturable = args.cudagraphs and not args.compile
     num_q = qnets.num_q
-    critic_params = (list(encoder.parameters()) if encoder is not None else []) + qnets.parameters()
+    # a frozen encoder backbone (--freeze-encoder) is in no optimizer; lib/encoders.Unfreezer adds it later
+    critic_params = [p for p in encoder.parameters() if p.requires_grad] if encoder is not None else []
+    critic_params += qnets.parameters()
     q_optimizer = torch.optim.Adam(critic_params, lr=args.q_lr, capturable=capturable)
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
     log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
