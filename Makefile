@@ -5,11 +5,15 @@
 # make gpu-check  - GPU preflight (bench/gpu_check.py, <10 min): envs, replay, training modes, BC, eval memory,
 #                   benchmark rows; pass/fail table, rows in results/gpu_check.csv. No setup (the GPU box has no
 #                   package index): .venv/bin/python if present, else python3. GPU_CHECK_ARGS="--only env" etc.
+# make report     - regenerate every results page from results/*.csv: docs/reproduction.md and the generated tables
+#                   in docs/*.md (bench/reproduce.py --render), docs/report.md + docs/figures/*.png, README.md's
+#                   generated blocks and docs/benchmarks.md + results/*.png (bench/make_report.py). No runs; a
+#                   second call changes no file.
 PY := .venv/bin/python
 GPU_PY := $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 GPU_CHECK_ARGS ?=
 
-.PHONY: setup test test-fast lint quickstart clean-runs gpu-check
+.PHONY: setup test test-fast lint quickstart clean-runs gpu-check report
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +30,10 @@ test-fast: setup
 
 quickstart: setup
 	@bash scripts/quickstart.sh
+
+report: setup
+	$(PY) bench/reproduce.py --render
+	$(PY) bench/make_report.py
 
 gpu-check:
 	@$(GPU_PY) bench/gpu_check.py $(GPU_CHECK_ARGS)

@@ -63,7 +63,8 @@ def res_label(obs: str, res) -> str:
 def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
     """device -> one summary per (env_id, obs, res, num_envs, control_mode, sim_backend): median env_fps
     over the error-free rows (the quiet ones when there are any, see _shared.quiet_rows), n, load1 range,
-    median peak memory; or the last error when all failed."""
+    median peak memory; or the last error when all failed. `src_rows`: the `_line` of each row the median
+    used, for rows read with one (bench/make_report.py cites them)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         key = (
@@ -91,6 +92,7 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
             sim_backend=backend,
             n=len(ok),
             n_skipped=len(valid) - len(ok),
+            src_rows=[r["_line"] for r in ok if "_line" in r],  # bench/make_report.py cites them
             label=res_label(obs, res),
         )
         if ok:
@@ -147,6 +149,7 @@ def aggregate_train_sps(rows: list[dict]) -> dict[str, list[dict]]:
             num_envs=n,
             n=len(ok),
             n_skipped=len(valid) - len(ok),
+            src_rows=[r["_line"] for r in ok if "_line" in r],  # bench/make_report.py cites them
             mode=mode + (f", OMP_NUM_THREADS={omp}" if omp else ""),
             label=res_label(obs, res),
         )

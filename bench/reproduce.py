@@ -19,7 +19,8 @@ runs/repro/<script>__<config>/<env>__<script>__<config>__<seed>__<time>/.
 final_eval.json into results/repro/<script>__<config>.csv (one file per config, rewritten), then renders
 docs/reproduction.md from every results/repro/*.csv: per script x task, success_once mean +- std over
 seeds at step budgets, wall time, and the hardware named in each run's config.yaml; then every training
-seed's evaluations.
+seed's evaluations; then every seed of the behaviour-cloning and fine-tuning CSVs (--bc-csvs,
+--finetune-csvs), with the configs/*/*.sh pipeline whose header names each CSV.
 
 Generated tables in other pages: a block in docs/*.md between
     <!-- generated: bench/reproduce.py bc results/bc_pickcube_state_cpu.csv -->
@@ -107,6 +108,10 @@ class Args:
     """the rendered markdown"""
     pages_dir: str = "docs"
     """pages whose `<!-- generated: bench/reproduce.py ... -->` blocks are re-rendered (*.md)"""
+    bc_csvs: tuple[str, ...] = ("results/bc_pickcube_state_cpu.csv", "results/bc_pickcube_rgb_cpu.csv")
+    """bench/bc_results.py CSVs listed seed by seed in docs/reproduction.md (made by configs/bc/*.sh)"""
+    finetune_csvs: tuple[str, ...] = ("results/finetune_pickcube_rgb64_cpu.csv",)
+    """bench/finetune_results.py CSVs listed seed by seed in docs/reproduction.md (configs/finetune/*.sh)"""
     budgets: tuple[int, ...] = ()
     """env-step budgets for the table rows (default: up to 6 of the evaluation steps, always the last)"""
     force: bool = False
@@ -542,6 +547,8 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
                 ]
                 lines += budget_table(rows, args.budgets) + [""]
                 lines += ["Per training seed:", ""] + seed_table(rows) + [""]
+    pipelines = discover_pipelines(_abs(args.configs_dir))
+    lines += pipeline_sections(args, pipelines)
     lines += [
         "## Configs and commands",
         "",
@@ -557,6 +564,7 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
         lines.append(f"| `{_doc_path(cfg.path)}` | {cfg.script}.py | {cfg.tier} | `{' '.join(cfg.flags)}` |")
     lines += [
         "",
+        *pipeline_table(pipelines),
         "Runs for each config are launched as (`--runs-dir` of this tool moves the parent folder)",
         "",
         "```bash",
@@ -571,6 +579,118 @@ def render(results_dir: Path, configs: list[ConfigFile], args: Args) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- pipelines (configs/*/*.sh)
+USAGE_RE = re.compile(r"^#\s+(bash\s+configs/\S+\.sh.*)$")
+RESULTS_CSV_RE = re.compile(r"results/[A-Za-z0-9_.+-]+\.csv")
+DOCS_PAGE_RE = re.compile(r"docs/[A-Za-z0-9_.-]+\.md")
+
+
+@dataclass
+class Pipeline:
+    path: Path
+    tier: str
+    usage: str  # the `bash configs/... OUT_DIR [SEED]` line of its header
+    results: list[str]  # the results/*.csv its header names
+    pages: list[str]  # the docs/*.md pages its header names
+
+
+def discover_pipelines(configs_dir: Path) -> list[Pipeline]:
+    """The shell pipelines in configs/ (bc.py and fine-tuning: several scripts chained), with the usage line,
+    tier and results CSVs their header comments name."""
+    out = []
+    for path in sorted(configs_dir.glob("*/*.sh")) if configs_dir.is_dir() else []:
+        tier, usage, results, pages = "any", "", [], []
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                break  # the header ends at the first command
+            m = TIER_RE.match(line)
+            if m:
+                tier = m.group(1).lower()
+            m = USAGE_RE.match(line)
+            if m and not usage:
+                usage = m.group(1).strip()
+            results += [c for c in RESULTS_CSV_RE.findall(line) if c not in results]
+            pages += [c for c in DOCS_PAGE_RE.findall(line) if c not in pages]
+        out.append(Pipeline(path, tier, usage or f"bash {_doc_path(path)}", results, pages))
+    return out
+
+
+def pipeline_table(pipelines: list[Pipeline]) -> list[str]:
+    if not pipelines:
+        return []
+    lines = [
+        "Pipelines that chain several scripts (demo collection, conversion, `bc.py`, `sac_rgb.py`, held-out "
+        "`evaluate.py`) are shell scripts; each run of one is a seed:",
+        "",
+        "| pipeline | tier | usage | results |",
+        "|---|---|---|---|",
+    ]
+    for p in pipelines:
+        res = ", ".join(f"`{c}`" for c in p.results) or "–"
+        lines.append(f"| `{_doc_path(p.path)}` | {p.tier} | `{p.usage}` | {res} |")
+    return lines + [""]
+
+
+def finetune_seed_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of a bench/finetune_results.py CSV, one per run that counts (finetune_runs): every
+    seed's final and in-training numbers, in FINETUNE_ROWS order."""
+    f = _shared.to_float
+    groups, _ = finetune_runs(rows)
+    order = list(FINETUNE_ROWS)
+    out = [
+        "| row | seed | final success_once | final success_at_end | final evaluation | min eval success_once "
+        "| eval success_once during training | env steps | wall time | device | commit |",
+        "|---|---:|---|---|---|---|---|---:|---:|---|---|",
+    ]
+    for (device, row), rs in sorted(groups.items(), key=lambda kv: (order.index(kv[0][1]) if kv[0][1] in order
+                                                                    else len(order), kv[0])):  # fmt: skip
+        for r in rs:
+            curve = "; ".join(
+                f"@{fmt_steps(int(f(k)))}: {fmt2(f(v))}"
+                for k, _, v in (item.partition(":") for item in (r.get("eval_curve") or "").split(";") if item)
+            )
+            out.append(
+                f"| {row} | {r.get('seed', '')} | {fmt2(f(r.get('final_success_once')))} | "
+                f"{fmt2(f(r.get('final_success_at_end')))} | {r.get('test_episodes', '?')} episodes "
+                f"({r.get('final_source', '?')}) | {fmt2(f(r.get('min_eval_success_once')))} | {curve or '–'} | "
+                f"{_fmt_steps_cell(r.get('env_steps'))} | {fmt_wall([f(r.get('wall_s'))])} | {device} | "
+                f"{_short_commit(r.get('commit') or '') or 'unknown'} |"
+            )
+    return out
+
+
+def pipeline_sections(args: Args, pipelines: list[Pipeline]) -> list[str]:
+    """Every seed of the behaviour-cloning and fine-tuning CSVs, with the pipeline that makes them and the
+    pages (its header names them) that discuss them."""
+    made_by = {c: p for p in pipelines for c in p.results}
+    lines: list[str] = []
+    for title, csvs, writer, tables in (
+        ("Behaviour cloning (`bc.py`)", args.bc_csvs, "bench/bc_results.py", (bc_table,)),
+        ("BC -> RL fine-tuning (`bc.py` then `sac_rgb.py`)", args.finetune_csvs, "bench/finetune_results.py",
+         (finetune_table, finetune_seed_table)),
+    ):  # fmt: skip
+        if not csvs:
+            continue
+        lines += [f"## {title}", ""]
+        for c in csvs:
+            path = _abs(c)
+            rows = _shared.read_rows(path)
+            p = made_by.get(_doc_path(path))
+            lines += [f"### {_doc_path(path)}", ""]
+            pages = ", ".join(f"[{Path(d).name}]({Path(d).name})" for d in (p.pages if p else []))
+            lines += [
+                (f"Made by `{p.usage}` (one seed per run), gathered by `{writer}`." if p else f"Rows: `{writer}`.")
+                + (f" Discussed in {pages}." if pages else ""),
+                "",
+            ]
+            if not rows:  # finetune_table still lists each experiment row as not run yet
+                lines += [f"**Not run yet**: `{_doc_path(path)}` holds no rows.", ""]
+                tables = tuple(t for t in tables if t in RENDERS_EMPTY_TABLES)
+            for table in tables:
+                lines += table(rows) + [""]
+    return lines
 
 
 def _anchor(title: str) -> str:
@@ -798,6 +918,7 @@ BLOCK_KINDS = {
     "finetune": (finetune_table, "bench/finetune_results.py"),
 }
 RENDERS_EMPTY = ("finetune",)  # kinds whose table says which rows have not run yet, even for a header-only CSV
+RENDERS_EMPTY_TABLES = (finetune_table,)
 
 
 def render_block(spec: str, page: Path) -> list[str]:
