@@ -28,7 +28,7 @@ import tyro
 
 from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
-from cleanrl_style.lib.augment import random_shift
+from cleanrl_style.lib.augment import DR_LEVELS, random_shift, randomize_batch, rgb_channel_count
 from cleanrl_style.lib.checkpoints import load_resume_checkpoint, save_checkpoint
 from cleanrl_style.lib.demos import (
     demo_env_kwargs,
@@ -147,6 +147,10 @@ class Args:
     """AdamW weight decay"""
     aug: str = "shift"
     """image augmentation while training (rgb/rgbd): none | shift (DrQ random shift)"""
+    dr: str = "off"
+    """image-space domain randomization of training batches (rgb/rgbd): off | light | heavy, every sample
+    its own photometric draw (colour gain, brightness, contrast, saturation, hue, blur, noise: the ranges
+    sac_rgb.py --dr gives rollouts), after --aug; evaluation shows --eval-variation as it is"""
     log_freq: int = 1000
     """log losses every this many gradient steps"""
 
@@ -484,6 +488,9 @@ def resolve_args(args: Args, backend: str) -> Args:
     check_choice("loss", args.loss, ("mse", "l1"))
     check_choice("head-input", args.head_input, ("features", "aux"))
     check_choice("aug", args.aug, ("none", "shift"))
+    check_choice("dr", args.dr, DR_LEVELS)
+    if args.dr != "off" and args.obs_mode == "state":
+        raise UserError("--dr randomizes images: it needs --obs-mode rgb or rgbd")
     if args.policy == "gaussian" and args.chunk_size not in (None, 1):
         raise UserError(
             f"--policy gaussian predicts one action per query: --chunk-size must be 1 (got {args.chunk_size})"
@@ -669,6 +676,7 @@ def main(args: Args):
     optimizer = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.total_iters)
     augment = random_shift if pixels and args.aug == "shift" else None
+    rgb_channels = rgb_channel_count(args.obs_mode, data["rgb"].shape[-3]) if pixels else None
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
         frames, steps, valid = batch_indices(data, idx, args.obs_horizon, args.chunk_size)
@@ -680,6 +688,9 @@ def main(args: Args):
             rgb = data["rgb"][frames]  # (B, h, C, H, W) uint8
             if augment is not None:
                 rgb = augment(rgb.flatten(0, 1)).reshape(rgb.shape)
+            if args.dr != "off":  # one draw per sample, shared by its history frames
+                flat = rgb.flatten(0, 1)
+                rgb = randomize_batch(flat, args.dr, rgb_channels, group=rgb.shape[1]).reshape(rgb.shape)
         target = data["actions"][steps]  # (B, H, A)
         x = model.features(state, rgb)  # (B, h * F)
         pred = model.act(model.head_in(x, state))

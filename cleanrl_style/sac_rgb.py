@@ -36,7 +36,13 @@ from tensordict import TensorDict
 
 from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
-from cleanrl_style.lib.augment import AUG_CHOICES, DR_LEVELS, Augmentation, DomainRandomization
+from cleanrl_style.lib.augment import (
+    AUG_CHOICES,
+    DR_LEVELS,
+    Augmentation,
+    DomainRandomization,
+    rgb_channel_count,
+)
 from cleanrl_style.lib.checkpoints import restore_common, save_checkpoint, start_run, train_state
 from cleanrl_style.lib.evaluation import EpisodeStats, Evaluator
 from cleanrl_style.lib.fast import check_fast_flags, maybe_fast
@@ -270,12 +276,6 @@ class PixelPolicy(nn.Module):
 
     def explore(self, rgb: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return self.actor.sample(self.encoder(rgb, state))[0]
-
-
-def rgb_channel_count(obs_mode: str, channels: int) -> int:
-    """RGB channels of an obs["rgb"] tensor: all of them for rgb; 3 per camera for rgbd, whose
-    layout is [rgb of every camera, then one depth channel per camera] (lib/envs.PixelObs)."""
-    return channels if obs_mode == "rgb" else 3 * (channels // 4)
 
 
 def training_bytes(batch: int, channels: int, height: int, width: int) -> int:

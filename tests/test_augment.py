@@ -158,3 +158,23 @@ def test_augmentation_on_cuda_stays_on_the_device():
     for mode in ("shift", "shift+color"):
         y = A.Augmentation(mode)(x)
         assert y.is_cuda and y.dtype == torch.uint8 and y.shape == x.shape
+
+
+def test_randomize_batch_draws_per_sample_and_shares_a_draw_within_a_history():
+    """bc.py --dr: each sample its own photometric draw, the same for the `group` frames of one sample's
+    history (noise aside: off here by comparing noise-free ranges' effect on a constant image)."""
+    torch.manual_seed(0)
+    x = torch.full((6, 3, 8, 8), 120, dtype=torch.uint8)  # 3 samples x 2 history frames of one flat image
+    assert torch.equal(A.randomize_batch(x, "off"), x)
+    g = torch.Generator().manual_seed(1)
+    y = A.randomize_batch(x, "heavy", 3, g, group=2)
+    assert y.dtype == torch.uint8 and y.shape == x.shape and not torch.equal(y, x)
+    means = y.float().mean((1, 2, 3))  # per-image mean colour: noise averages out over 192 values
+    assert (means[0::2] - means[1::2]).abs().max() < 2.0  # frames of one sample: one draw
+    assert (means[0::2].max() - means[0::2].min()) > 2.0  # samples: different draws
+    again = A.randomize_batch(x, "heavy", 3, torch.Generator().manual_seed(1), group=2)
+    assert torch.equal(y, again)
+    with pytest.raises(ValueError, match="groups of 4"):
+        A.randomize_batch(x, "light", group=4)
+    with pytest.raises(ValueError, match="level must be one of"):
+        A.randomize_batch(x, "extreme")

@@ -448,6 +448,8 @@ def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
         "1",
         "--max-episode-steps",
         "3",
+        "--dr",
+        "heavy",
         "--runs-dir",
         str(tmp_path),
         timeout=600,
@@ -455,7 +457,7 @@ def test_convert_to_rgb_and_bc_from_pixels(demos, tmp_path, capsys):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     (run_dir,) = list(tmp_path.iterdir())
     ckpt = load_checkpoint(run_dir / "last.pt")
-    assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 48, 48]
+    assert ckpt["env"]["obs_shapes"]["rgb"] == [3, 48, 48] and ckpt["args"]["dr"] == "heavy"
     assert ckpt["model_kwargs"]["model"]["image_shape"] == [3, 48, 48]
     # pixel defaults: the auxiliary cube-position loss is on (weight 10) and recorded as such
     assert ckpt["model_kwargs"]["model"]["aux_dim"] == 3
@@ -543,6 +545,12 @@ def test_bc_rejects_non_positive_counts(tmp_path):
         p = run_script("cleanrl_style/bc.py", "--demo-path", str(tmp_path / "nope.h5"), flag, value, timeout=120)
         assert p.returncode == 2, p.stderr
         assert_one_error_line(p.stderr, flag, "must be > 0")
+
+
+def test_bc_image_randomization_needs_pixels(tmp_path):
+    p = run_script("cleanrl_style/bc.py", "--demo-path", str(tmp_path / "nope.h5"), "--dr", "heavy", timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert_one_error_line(p.stderr, "--dr randomizes images")
 
 
 def _state_demo_path(demos):

@@ -240,6 +240,36 @@ DR_RANGES = {
 }
 
 
+def rgb_channel_count(obs_mode: str, channels: int) -> int:
+    """RGB channels of an obs["rgb"] tensor: all of them for rgb; 3 per camera for rgbd, whose
+    layout is [rgb of every camera, then one depth channel per camera] (lib/envs.PixelObs)."""
+    return channels if obs_mode == "rgb" else 3 * (channels // 4)
+
+
+def randomize_batch(
+    x: torch.Tensor,
+    level: str,
+    rgb_channels: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    group: int = 1,
+) -> torch.Tensor:
+    """Image-space domain randomization of a training batch (bc.py --dr): every sample draws its own
+    photometric parameters from DR_RANGES[level], the ranges DomainRandomization gives rollouts, shared
+    by each run of `group` consecutive images (one sample's observation history); noise is fresh per
+    image. uint8 (B * group, C, H, W) in and out; level "off" is the identity."""
+    _check_images(x)
+    if level not in DR_LEVELS:
+        raise ValueError(f"domain randomization level must be one of {DR_LEVELS} (got '{level}')")
+    if level == "off":
+        return x
+    if x.shape[0] % group:
+        raise ValueError(f"randomize_batch: {x.shape[0]} images are not groups of {group}")
+    ranges = DR_RANGES[level]
+    params = sample_photometric(x.shape[0] // group, ranges, x.device, generator)
+    params = {k: v.repeat_interleave(group, 0) for k, v in params.items()}
+    return apply_photometric(x, params, ranges, rgb_channels, generator)
+
+
 class DomainRandomization:
     """Image-space domain randomization for rollouts: every env draws its own photometric
     parameters (colour gain, brightness, contrast, saturation, hue, blur) at the start of each
