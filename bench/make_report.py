@@ -208,10 +208,18 @@ def _numeric(rows: list[dict], col: str) -> bool:
     return bool(vals) and all(f(v) == f(v) for v in vals)
 
 
-def seeded_table(ctx: Ctx, section: str, name: str, rows: list[dict], metrics: Optional[list[str]] = None):
-    """One row per setting (every column but seed, the metrics and META_COLUMNS), the metrics as mean ± std
-    over its seeds. Metrics default to the numeric columns named like success, return or clean/train/held_out.
-    Returns (table, groups) or (None, None) when the CSV has no seed column or no metric."""
+def seeded_table(
+    ctx: Ctx,
+    section: str,
+    name: str,
+    rows: list[dict],
+    metrics: Optional[list[str]] = None,
+    keys: Optional[list[str]] = None,
+):
+    """One row per setting (the `keys` columns the CSV has; default every column but seed, the metrics and
+    META_COLUMNS), the metrics as mean ± std over its seeds. Metrics default to the numeric columns named like
+    success, return or clean/train/held_out. Returns (table, groups) or (None, None) when the CSV has no seed
+    column or no metric."""
     cols = [c for c in rows[0] if not c.startswith("_")]
     if "seed" not in cols:
         return None, None
@@ -224,7 +232,10 @@ def seeded_table(ctx: Ctx, section: str, name: str, rows: list[dict], metrics: O
     metrics = [m for m in metrics if m in cols]
     if not metrics:
         return None, None
-    keys = [c for c in cols if c not in metrics and c != "seed" and c not in META_COLUMNS]
+    if keys is None:
+        keys = [c for c in cols if c not in metrics and c != "seed" and c not in META_COLUMNS]
+    else:
+        keys = [c for c in keys if c in cols]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k, "") for k in keys), []).append(r)
@@ -508,6 +519,11 @@ def section_diagnostics(ctx: Ctx) -> list[str]:
 
 # ----------------------------------------------------------------------------- 2. encoder ladder
 ENCODER_THROUGHPUT_CSV = "encoder_throughput.csv"
+# bench/encoder_ladder_results.py's --out (every results/encoder_ladder_*.csv is rendered)
+LADDER_CSV = "encoder_ladder_pickcube_rgb64_cpu.csv"
+LADDER_METRICS = ["clean", "held_out", "train_s"]
+# what makes one ladder setting; the other columns (pretrain_s, commit, run_dir, ...) differ from run to run
+LADDER_KEYS = ["row", "encoder", "weights", "frozen", "unfreeze_after", "num_demos", "bc_iters", "episodes", "device"]
 
 
 def section_encoders(ctx: Ctx) -> list[str]:
@@ -521,24 +537,42 @@ def section_encoders(ctx: Ctx) -> list[str]:
         ).lines()
     else:
         L += pending(ctx, "encoder throughput", ENCODER_THROUGHPUT_CSV, command)
+    others = sorted(
+        ctx.name(p)
+        for p in ctx.results.glob("encoder*.csv")
+        if p.name != ENCODER_THROUGHPUT_CSV and not p.name.startswith("encoder_ladder_")
+    )
+    for name in others:  # timings of other encoder paths (the feature cache): not learning results
+        rows = ctx.rows(name)
+        if rows:
+            L += [f"{ctx.csv_link(name)}:", ""] + plain_table(ctx, name, rows).lines()
     L += ["### Learning", ""]
-    learning = sorted(ctx.name(p) for p in ctx.results.glob("encoder*.csv") if p.name != ENCODER_THROUGHPUT_CSV)
+    ladder = sorted(ctx.name(p) for p in ctx.results.glob("encoder_ladder_*.csv"))
     found = False
-    for name in learning:
+    for name in ladder:
         rows = ctx.rows(name)
         if not rows:
             continue
         found = True
-        table, _ = seeded_table(ctx, "2. encoder ladder", name, rows)
+        table, _ = seeded_table(ctx, "2. encoder ladder", name, rows, LADDER_METRICS, LADDER_KEYS)
         L += [f"{ctx.csv_link(name)}:", ""] + (table or plain_table(ctx, name, rows)).lines()
     if not found:
-        L += pending(ctx, "encoder ladder learning", learning[0] if learning else "encoder_ladder_*.csv", command)
+        gather = "python bench/encoder_ladder_results.py OUT_DIR"
+        L += pending(
+            ctx,
+            "encoder ladder learning",
+            ladder[0] if ladder else LADDER_CSV,
+            pipeline_command(ctx, LADDER_CSV, gather) + " for each ROW and SEED",
+        )
     return L
 
 
 # ----------------------------------------------------------------------------- 3. DR / augmentation
 GENERALIZATION_CSV = "generalization_pickcube_rgb64_cpu.csv"
 GEN_METRICS = ["clean", "train", "held_out"]
+# what makes one setting of bench/generalization_results.py's rows; its other columns (the *_at_end metrics,
+# wall_s, test_device, ...) differ from run to run and would split a setting's seeds
+GEN_KEYS = ["training", "demo_sim_dr", "image_dr", "sim_dr_level", "num_demos", "total_iters", "episodes", "device"]
 AUG_CSV = "aug_throughput.csv"
 
 
@@ -556,10 +590,11 @@ def section_generalization(ctx: Ctx) -> list[str]:
             ctx,
             "generalisation without vs with randomisation",
             GENERALIZATION_CSV,
-            bench_command("*generali*.py", "generalization.md", ctx),
+            pipeline_command(ctx, GENERALIZATION_CSV, "python bench/generalization_results.py OUT_DIR")
+            + " for each ROW in none, image, sim, sim+image and each SEED",
         )
     else:
-        table, groups = seeded_table(ctx, "3. generalisation", GENERALIZATION_CSV, rows, GEN_METRICS)
+        table, groups = seeded_table(ctx, "3. generalisation", GENERALIZATION_CSV, rows, GEN_METRICS, GEN_KEYS)
         if table is None:
             raise UserError(f"results/{GENERALIZATION_CSV} needs the columns seed, {', '.join(GEN_METRICS)}", code=1)
         L += table.lines()

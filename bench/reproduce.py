@@ -30,7 +30,13 @@ is re-rendered by --gather and --render from the CSV it names (path from the rep
 `aug` = a bench/aug_throughput.py CSV (images/s per resolution x batch x implementation);
 `finetune` = a bench/finetune_results.py CSV (one row per experiment row of docs/finetune.md: final
 success mean +- std over seeds, the dip and the start of the in-training curve, env steps, wall time,
-hardware; rows without runs say "not run yet", also for a CSV that holds only its header). So a page's
+hardware; rows without runs say "not run yet", also for a CSV that holds only its header);
+`generalization` = a bench/generalization_results.py CSV (one row per training row of docs/generalization.md:
+success_once on the clean, train and held-out variations, mean +- std over seeds, hardware; rows without
+runs say "not yet measured");
+`encoders` = a bench/encoder_ladder_results.py CSV (one row per encoder-ladder row of docs/encoders.md:
+success_once on the clean task and on held-out variations, mean +- std over seeds, hardware; rows without
+runs say "not run yet", those needing published weights name the fetch command). So a page's
 results table has one source, the CSV, and never holds numbers typed by hand.
 tests/test_bench.py checks that re-rendering the committed docs changes nothing.
 """
@@ -912,13 +918,166 @@ def finetune_table(rows: list[dict]) -> list[str]:
     return out
 
 
+# the rows of the generalization table (bench/generalization_results.py decides a run's row from its config)
+GENERALIZATION_ROWS = {
+    "none": "clean demos, no randomization",
+    "image": "clean demos, image-space randomization of the training batches (`bc.py --dr`)",
+    "sim": "demos rendered under simulator randomization (`collect_demos.py --sim-dr`, PickCubeDR-v1)",
+    "sim+image": "both: randomized demos and `bc.py --dr`",
+}
+
+
+GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's setting besides its name
+
+
+def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[tuple, int]]:
+    """The lines of a bench/generalization_results.py CSV that count, as (device, training, demos' --sim-dr,
+    --dr, train ranges) -> lines in seed order: the last line of each run_dir, then per setting and seed the
+    newest run (by start date). Also how many older runs of a seed were left out."""
+    last: dict[str, dict] = {}
+    for i, r in enumerate(rows):
+        last[r.get("run_dir") or f"#{i}"] = r
+    newest: dict[tuple, dict] = {}
+    left_out: dict[tuple, int] = defaultdict(int)
+    for r in last.values():
+        setting = (r.get("device") or "unknown", r.get("training") or "?") + tuple(
+            r.get(c) or "?" for c in GENERALIZATION_LEVELS
+        )
+        key = setting + (r.get("seed", ""),)
+        prev = newest.get(key)
+        if prev is not None:
+            left_out[setting] += 1
+        if prev is None or r.get("date", "") >= prev.get("date", ""):
+            newest[key] = r
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for key, r in newest.items():
+        groups[key[:-1]].append(r)
+    for v in groups.values():
+        v.sort(key=lambda r: _seed_key(r.get("seed", "")))
+    return dict(groups), dict(left_out)
+
+
+def generalization_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of a bench/generalization_results.py CSV: one per training row and setting (per device
+    when the CSV holds several), in GENERALIZATION_ROWS order, success_once on each variation as mean ± std
+    over seeds; rows without runs say "not yet measured"."""
+    f = _shared.to_float
+    groups, left_out = generalization_runs(rows)
+    order = list(GENERALIZATION_ROWS)
+    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
+
+    def rank(key):
+        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1:]
+
+    out = [
+        "| training | what | seeds | clean | train | held_out | test episodes "
+        "| demos' --sim-dr / --dr / train ranges | demos | BC training time | device | commit |",
+        "|---|---|---|---|---|---|---|---|---:|---:|---|---|",
+    ]
+    for key in sorted(groups, key=rank):
+        device, training, *levels = key
+        rs = groups[key]
+        seeds = ", ".join(r.get("seed", "") for r in rs)
+        seed_cell = f"{len(rs)} ({seeds})" + ("; fewer than 3" if len(rs) < 3 else "")
+        if left_out.get(key):
+            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+        commits = ", ".join(dict.fromkeys(_short_commit(r.get("commit") or "") for r in rs if r.get("commit")))
+        episodes = ", ".join(
+            dict.fromkeys(f"{r.get('episodes') or '?'} (seeds {r.get('test_seed') or '?'}+)" for r in rs)
+        )
+        out.append(
+            f"| {training} | {GENERALIZATION_ROWS.get(training, '?')} | {seed_cell} | "
+            + " | ".join(mean_std([f(r.get(m)) for r in rs]) for m in ("clean", "train", "held_out"))
+            + f" | {episodes} | {' / '.join(levels)} | "
+            f"{', '.join(dict.fromkeys(str(r.get('num_demos') or '?') for r in rs))} | "
+            f"{fmt_wall([f(r.get('wall_s')) for r in rs])} | {device} | {commits or 'unknown'} |"
+        )
+    ran = {key[1] for key in groups}
+    for training, what in GENERALIZATION_ROWS.items():
+        if training not in ran:
+            out.append(f"| {training} | {what} | not yet measured | – | – | – | – | – | – | – | – | – |")
+    return out
+
+
+# the rows of the encoder ladder (bench/encoder_ladder_results.py decides a run's row from its encoder flags):
+# what each is, and the encoder whose published weights it needs (None: none)
+ENCODER_LADDER_ROWS = {
+    "nature_scratch": ("NatureCNN, random init, trained end to end", None),
+    "nature_inDomain_frozen": ("NatureCNN from the pretraining BC run, convs frozen, fc adapter trains", None),
+    "nature_inDomain_unfreeze": ("the same, its last conv unfrozen at half the gradient steps (lr 1e-4)", None),
+    "resnet18_imagenet_frozen": ("ResNet-18, published ImageNet weights, frozen, attn-pool adapter", "resnet18"),
+    "dinov2_frozen": ("DINOv2 ViT-S/14, published weights, frozen, attn-pool adapter", "dinov2-vits14"),
+}
+
+
+def _ladder_what(r: dict) -> str:
+    """A row not in ENCODER_LADDER_ROWS, described from its columns."""
+    mode = "frozen" if str(r.get("frozen")).lower() == "true" else "trained"
+    if r.get("unfreeze_after") not in (None, ""):
+        mode += f", unfrozen at step {r['unfreeze_after']}"
+    return f"{r.get('encoder') or '?'}, weights {r.get('weights') or '?'}, {mode}"
+
+
+def encoder_ladder_table(rows: list[dict]) -> list[str]:
+    """Markdown rows of a bench/encoder_ladder_results.py CSV: one per ladder row (per device when the CSV
+    holds several), in ENCODER_LADDER_ROWS order, success_once on the clean task and on the held-out
+    variations as mean ± std over seeds; rows without runs say "not run yet", or for the published-weight
+    rows "not measured" with the command that fetches their weights."""
+    f = _shared.to_float
+    groups, left_out = finetune_runs(rows)  # same columns: the last line per run_dir, the newest run per seed
+    order = list(ENCODER_LADDER_ROWS)
+    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
+
+    def rank(key):
+        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1]
+
+    out = [
+        "| row | what | seeds | clean success_once | held-out success_once | test episodes | gradient steps "
+        "| BC training time | device | commit |",
+        "|---|---|---|---|---|---|---:|---|---|---|",
+    ]
+    for key in sorted(groups, key=rank):
+        device, row = key
+        rs = groups[key]
+        seeds = ", ".join(r.get("seed", "") for r in rs)
+        seed_cell = f"{len(rs)} ({seeds})" + ("; fewer than 3" if len(rs) < 3 else "")
+        if left_out.get(key):
+            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+        what = ENCODER_LADDER_ROWS[row][0] if row in ENCODER_LADDER_ROWS else _ladder_what(rs[0])
+        episodes = ", ".join(
+            dict.fromkeys(f"{r.get('episodes') or '?'} (seeds {r.get('test_seed') or '?'}+)" for r in rs)
+        )
+        steps = ", ".join(dict.fromkeys(_fmt_steps_cell(r.get("bc_iters")) for r in rs))
+        wall = fmt_wall([f(r.get("train_s")) for r in rs])
+        pre = [f(r.get("pretrain_s")) for r in rs if f(r.get("pretrain_s")) > 0]
+        if pre:
+            wall += f"; + pretraining {fmt_wall(pre)}"
+        commits = ", ".join(dict.fromkeys(_short_commit(r.get("commit") or "") for r in rs if r.get("commit")))
+        out.append(
+            f"| {row} | {what} | {seed_cell} | {mean_std([f(r.get('clean')) for r in rs])} | "
+            f"{mean_std([f(r.get('held_out')) for r in rs])} | {episodes} | {steps} | {wall} | {device} | "
+            f"{commits or 'unknown'} |"
+        )
+    ran = {row for _, row in groups}
+    for row, (what, published) in ENCODER_LADDER_ROWS.items():
+        if row in ran:
+            continue
+        fetch = f"python scripts/fetch_encoder_weights.py --encoder {published}"
+        state = f"not measured: needs `{fetch}`" if published else "not run yet"
+        out.append(f"| {row} | {what} | {state} | – | – | – | – | – | – | – |")
+    return out
+
+
 BLOCK_KINDS = {
     "bc": (bc_table, "bench/bc_results.py"),
     "aug": (aug_table, "bench/aug_throughput.py"),
     "finetune": (finetune_table, "bench/finetune_results.py"),
+    "generalization": (generalization_table, "bench/generalization_results.py"),
+    "encoders": (encoder_ladder_table, "bench/encoder_ladder_results.py"),
 }
-RENDERS_EMPTY = ("finetune",)  # kinds whose table says which rows have not run yet, even for a header-only CSV
-RENDERS_EMPTY_TABLES = (finetune_table,)
+# kinds whose table says which rows have not run yet, even for a header-only CSV
+RENDERS_EMPTY = ("finetune", "generalization", "encoders")
+RENDERS_EMPTY_TABLES = (finetune_table, generalization_table, encoder_ladder_table)
 
 
 def render_block(spec: str, page: Path) -> list[str]:
