@@ -13,13 +13,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python bench/x.py` puts bench/ first on the path, not the repo root
     sys.path.insert(0, str(REPO_ROOT))
 
-from cleanrl_style.lib.runs import atomic_write_text, device_name, git_commit, versions  # noqa: E402
+from cleanrl_style.lib.runs import UserError, atomic_write_text, device_name, git_commit, versions  # noqa: E402
 
 SCRIPTS_DIR = REPO_ROOT / "cleanrl_style"
 RESULTS_DIR = REPO_ROOT / "results"
@@ -131,3 +131,23 @@ def parse_res(s) -> Optional[int]:
     if s in (None, "", "nan"):
         return None
     return int(float(s))
+
+
+def refresh_blocks(text: str, begin: str, end: str, render: Callable[[str], list], where: str) -> str:
+    """`text` with every generated block re-rendered: a line `<begin><spec> -->` up to the next `end` line
+    is replaced by render(spec) between the two (everything outside the markers is kept as it is). A block
+    without its end line is a UserError naming `where` and the line."""
+    lines, out, i = text.split("\n"), [], 0
+    while i < len(lines):
+        line = lines[i]
+        out.append(line)
+        i += 1
+        if not (line.startswith(begin) and line.rstrip().endswith("-->")):
+            continue
+        spec = line.strip()[len(begin) : -len("-->")].strip()
+        stop = next((j for j in range(i, len(lines)) if lines[j].strip() == end), None)
+        if stop is None:
+            raise UserError(f"{where}:{i}: generated block '{spec}' has no '{end}' line", code=1)
+        out += list(render(spec)) + [lines[stop]]
+        i = stop + 1
+    return "\n".join(out)

@@ -1148,22 +1148,12 @@ def readme_demo(ctx: Ctx, readme_dir: Path) -> list[str]:
 
 
 def refresh_readme(text: str, blocks: dict[str, Callable[[], list[str]]], where: str) -> str:
-    lines, out, i = text.split("\n"), [], 0
-    while i < len(lines):
-        line = lines[i]
-        out.append(line)
-        i += 1
-        if not (line.startswith(BLOCK_BEGIN) and line.rstrip().endswith("-->")):
-            continue
-        kind = line.strip()[len(BLOCK_BEGIN) : -len("-->")].strip()
+    def render(kind: str) -> list[str]:
         if kind not in blocks:
             raise UserError(f"{where}: generated block '{kind}' is not one of {', '.join(blocks)}", code=1)
-        end = next((j for j in range(i, len(lines)) if lines[j].strip() == BLOCK_END), None)
-        if end is None:
-            raise UserError(f"{where}:{i}: generated block '{kind}' has no '{BLOCK_END}' line", code=1)
-        out += blocks[kind]() + [lines[end]]
-        i = end + 1
-    return "\n".join(out)
+        return blocks[kind]()
+
+    return _shared.refresh_blocks(text, BLOCK_BEGIN, BLOCK_END, render, where)
 
 
 # ----------------------------------------------------------------------------- main

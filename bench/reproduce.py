@@ -1106,20 +1106,7 @@ def render_block(spec: str, page: Path) -> list[str]:
 
 def refresh_page(text: str, page: Path) -> str:
     """`text` with every generated block re-rendered (everything outside the markers is kept as is)."""
-    lines, out, i = text.split("\n"), [], 0
-    while i < len(lines):
-        line = lines[i]
-        out.append(line)
-        i += 1
-        if not (line.startswith(BLOCK_BEGIN) and line.rstrip().endswith("-->")):
-            continue
-        spec = line.strip()[len(BLOCK_BEGIN) : -len("-->")].strip()
-        end = next((j for j in range(i, len(lines)) if lines[j].strip() == BLOCK_END), None)
-        if end is None:
-            raise UserError(f"{_doc_path(page)}:{i}: generated block '{spec}' has no '{BLOCK_END}' line", code=1)
-        out += render_block(spec, page) + [lines[end]]
-        i = end + 1
-    return "\n".join(out)
+    return _shared.refresh_blocks(text, BLOCK_BEGIN, BLOCK_END, lambda spec: render_block(spec, page), _doc_path(page))
 
 
 def rendered_docs(args: Args) -> dict[Path, str]:
