@@ -818,7 +818,7 @@ FINETUNE_ROWS = {
     "scratch": "SAC from pixels: random init, no demos",
     "demos": "demos in a second replay store, random init (RLPD)",
     "bc_init": "actor and encoder from BC, no demos",
-    "bc_init_demos": "BC init + demos + annealed BC term (the recipe)",
+    "bc_init_demos": "BC init (std held at 0.05) + demos + BC term (the recipe)",
 }
 
 
