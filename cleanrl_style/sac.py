@@ -52,6 +52,7 @@ from cleanrl_style.lib.replay import (
 from cleanrl_style.lib.returns import bootstrap_flags
 from cleanrl_style.lib.runs import (
     RunLogger,
+    UserError,
     check_non_negative,
     check_positive,
     check_unit_interval,
@@ -120,7 +121,7 @@ class Args:
     alpha_lr: float = 3e-4
     """entropy temperature learning rate (with --autotune)"""
     alpha: float = 0.2
-    """entropy temperature (initial value with --autotune)"""
+    """entropy temperature (initial value with --autotune); 0 with --no-autotune drops the entropy terms"""
     autotune: bool = True
     """learn the entropy temperature towards a target entropy of -action_dim"""
     policy_frequency: int = 1
@@ -241,9 +242,10 @@ def resolve_args(args: Args, backend: str) -> Args:
         "policy_lr",
         "q_lr",
         "alpha_lr",
-        "alpha",
     )
-    check_non_negative(args, "learning_starts", "eval_freq")
+    check_non_negative(args, "learning_starts", "eval_freq", "alpha")
+    if args.autotune and args.alpha == 0:
+        raise UserError("--alpha 0 needs --no-autotune (the learned temperature starts from --alpha, in log space)")
     check_unit_interval(args, "tau", low_open=True)
     check_unit_interval(args, "gamma")
     check_finetune_flags(args)

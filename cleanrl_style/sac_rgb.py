@@ -140,7 +140,7 @@ class Args:
     alpha_lr: float = 3e-4
     """entropy temperature learning rate (with --autotune)"""
     alpha: float = 0.2
-    """entropy temperature (initial value with --autotune)"""
+    """entropy temperature (initial value with --autotune); 0 with --no-autotune drops the entropy terms"""
     autotune: bool = True
     """learn the entropy temperature towards a target entropy of -action_dim"""
     policy_frequency: int = 1
@@ -311,12 +311,13 @@ def resolve_args(args: Args, backend: str) -> Args:
         "policy_lr",
         "q_lr",
         "alpha_lr",
-        "alpha",
         "image_size",
         "image_height",
         "image_width",
     )
-    check_non_negative(args, "learning_starts", "eval_freq", "aug_pad")
+    check_non_negative(args, "learning_starts", "eval_freq", "alpha", "aug_pad")
+    if args.autotune and args.alpha == 0:
+        raise UserError("--alpha 0 needs --no-autotune (the learned temperature starts from --alpha, in log space)")
     check_unit_interval(args, "tau", low_open=True)
     check_unit_interval(args, "gamma")
     if args.obs_mode not in ("rgb", "rgbd"):

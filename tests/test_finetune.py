@@ -397,6 +397,8 @@ def test_bc_checkpoints_that_cannot_start_an_actor_are_refused(ft, tmp_path):
         (("--num-q", "1"), "--num-q must be >= 2"),
         (("--critic-warmup-steps", "-1"), "--critic-warmup-steps must be >= 0"),
         (("--fixed-log-std", "-3"), "--fixed-log-std needs --no-autotune"),
+        (("--alpha", "0"), "--alpha 0 needs --no-autotune"),
+        (("--alpha", "-0.1", "--no-autotune"), "--alpha must be >= 0"),
         (("--fixed-log-std", "5", "--no-autotune"), "--fixed-log-std must be in (-5.0, 2.0)"),
     ],
 )
@@ -554,6 +556,18 @@ def test_fixed_log_std_holds_the_std_through_actor_steps_while_the_mean_trains()
     torch.testing.assert_close(log_std, torch.full_like(log_std, -3.0))
     assert not torch.allclose(mean, mean0)
     assert len(actor._log_std_hooks) == 2
+
+
+def test_alpha_zero_drops_the_entropy_terms():
+    """--alpha 0 --no-autotune: the actor loss is -Q alone and the critic target has no entropy bonus, so a
+    policy whose log-probabilities are huge (saturated actions under a small fixed std) costs nothing."""
+    updater, actor, rb = _updater(autotune=False, alpha=0.0)
+    assert float(updater.upd.alpha) == 0.0
+    actor.fix_log_std(-4.5)
+    updater(rb, 10)
+    logs = updater.actor_logs
+    assert float(logs["alpha"]) == 0.0 and torch.isfinite(logs["actor_loss"])
+    assert all(torch.isfinite(p).all() for p in updater.qnets.parameters())
 
 
 def test_target_entropy_is_what_the_temperature_steers_to():

@@ -58,7 +58,10 @@ def make_sac_updates(
     critic_params += qnets.parameters()
     q_optimizer = torch.optim.Adam(critic_params, lr=args.q_lr, capturable=capturable)
     actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.policy_lr, capturable=capturable)
-    log_alpha = torch.full((1,), math.log(args.alpha), device=device, requires_grad=True)
+    # --alpha 0 (only with --no-autotune): no entropy terms; exp(-inf) is exactly 0
+    log_alpha = torch.full(
+        (1,), math.log(args.alpha) if args.alpha > 0 else -math.inf, device=device, requires_grad=True
+    )
     alpha = log_alpha.detach().exp()
     a_optimizer = torch.optim.Adam([log_alpha], lr=args.alpha_lr, capturable=capturable)
     target_entropy = getattr(args, "target_entropy", None)
