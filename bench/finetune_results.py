@@ -79,6 +79,10 @@ RL_FLAGS = (
     "batch_size",
     "utd",
     "alpha",
+    "autotune",
+    "policy_lr",
+    "init_log_std",
+    "fixed_log_std",
     "num_q",
     "critic_encoder",
     "critic_warmup_steps",
@@ -105,6 +109,9 @@ class Args:
     test_seed: Optional[int] = None
     """take the held-out evaluation from eval_last_seed<TEST_SEED>.json (default: the run's
     eval_last_seed*.json with the most episodes)"""
+    stopped: bool = False
+    """also gather RL runs stopped before their final evaluation (no final_eval.json; diagnostics CSVs):
+    final_* stay empty, final_source says so, env_steps is the last in-training evaluation's"""
 
 
 # ----------------------------------------------------------------------------- one run
@@ -259,7 +266,9 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
         base,
         final_success_once=final_once,
         final_success_at_end=_shared.to_float(str(src.get("success_at_end", ""))),
-        final_source=test_path.name if test is not None else "final_eval.json",
+        final_source=(
+            test_path.name if test is not None else "final_eval.json" if final else "stopped: no final evaluation"
+        ),
         test_episodes=src.get("episodes"),
         test_seed=seeds[0] if seeds else (EVAL_LAST_RE.match(test_path.name).group(1) if test_path else ""),
         test_device=(test or {}).get("device", ""),
@@ -454,7 +463,7 @@ def main(args: Args) -> int:
         if row is None:
             print(f"finetune_results: skip {_rel(run_dir)}: made by {cfg.get('script')}.py, not bc.py or sac_rgb.py")
             continue
-        if not (run_dir / "final_eval.json").is_file():
+        if not (run_dir / "final_eval.json").is_file() and not (args.stopped and row != "bc" and eval_curve(run_dir)):
             print(f"finetune_results: skip {_rel(run_dir)}: no final_eval.json yet (unfinished run)")
             continue
         finished += 1

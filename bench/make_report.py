@@ -483,7 +483,9 @@ def section_diagnostics(ctx: Ctx) -> list[str]:
                         fmt2(f(r.get(c))) for c in ("start_success_once", "min_eval_success_once", "final_success_once")
                     ),
                     curve or "–",
-                    f"{r.get('test_episodes', '?')} episodes ({r.get('final_source', '?')})",
+                    f"{r['test_episodes']} episodes ({r.get('final_source', '?')})"
+                    if r.get("test_episodes")
+                    else r.get("final_source", "?"),
                     r.get("device", ""),
                 ],
                 ctx.cite(DIAG_CSV, [r]),

@@ -314,3 +314,17 @@ def test_bad_paths_are_one_error_line(tmp_path):
     assert cp.returncode == 1
     assert_one_error_line(cp.stderr, str(missing), "no such directory")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_stopped_runs_are_gathered_only_on_request(tmp_path, capsys):
+    """--stopped: an RL run killed before its final evaluation still gives its curve (diagnostics CSVs);
+    its final_* stay empty and final_source says why."""
+    _, runs = _experiment(tmp_path)
+    args = _args(tmp_path / "stopped", runs["demos"], stopped=True, plot=False)
+    assert finetune_results.main(args) == 0
+    (line,) = _shared.read_rows(args.out)
+    assert (line["row"], line["final_source"], line["final_success_once"]) == (
+        "demos", "stopped: no final evaluation", "")  # fmt: skip
+    assert (line["env_steps"], line["eval_curve"], line["min_eval_success_once"]) == ("2500", "2500:0.1", "0.1")
+    with pytest.raises(UserError, match="no finished runs"):
+        finetune_results.main(_args(tmp_path / "plain", runs["demos"], plot=False))
