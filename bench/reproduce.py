@@ -856,30 +856,36 @@ def _fmt_steps_cell(cell) -> str:
     return fmt_steps(int(n)) if n == n else "–"
 
 
+def _ranked(groups: dict, rows: list[dict], order) -> list[tuple]:
+    """The keys (device, row, ...) of a seeded table's groups in display order: devices as they first
+    appear in the CSV, then the experiment's own row order (unknown rows last)."""
+    devices, order = list(dict.fromkeys(r.get("device") or "unknown" for r in rows)), list(order)
+    return sorted(
+        groups, key=lambda k: (devices.index(k[0]), order.index(k[1]) if k[1] in order else len(order), k[1:])
+    )
+
+
+def _seed_cell(rs: list[dict], older: int) -> str:
+    """'N (s1, s2)' with a flag under 3 seeds and a count of older runs of a seed left out."""
+    cell = f"{len(rs)} ({', '.join(r.get('seed', '') for r in rs)})" + ("; fewer than 3" if len(rs) < 3 else "")
+    return cell + (f"; {older} older run(s) of the same seed not counted" if older else "")
+
+
 def finetune_table(rows: list[dict]) -> list[str]:
     """Markdown rows of a bench/finetune_results.py CSV: one per experiment row (per device when the CSV
     holds several), in FINETUNE_ROWS order; rows without runs are listed as not run yet."""
     f = _shared.to_float
     groups, left_out = finetune_runs(rows)
-    order = list(FINETUNE_ROWS)
-    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
-
-    def rank(key):
-        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1]
-
     out = [
         "| row | what | seeds | final success_once | final success_at_end | final evaluation "
         "| min eval success_once (mean) | start success_once (mean) | env steps | wall time: mean, min "
         "| device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---|---|---|",
     ]
-    for key in sorted(groups, key=rank):
+    for key in _ranked(groups, rows, FINETUNE_ROWS):
         device, row = key
         rs = groups[key]
-        seeds = [r.get("seed", "") for r in rs]
-        seed_cell = f"{len(rs)} ({', '.join(seeds)})" + ("; fewer than 3" if len(rs) < 3 else "")
-        if left_out.get(key):
-            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+        seed_cell = _seed_cell(rs, left_out.get(key, 0))
 
         def uniq(fmt, rs=rs):
             return ", ".join(dict.fromkeys(fmt(r) for r in rs))
@@ -963,24 +969,15 @@ def generalization_table(rows: list[dict]) -> list[str]:
     over seeds; rows without runs say "not yet measured"."""
     f = _shared.to_float
     groups, left_out = generalization_runs(rows)
-    order = list(GENERALIZATION_ROWS)
-    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
-
-    def rank(key):
-        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1:]
-
     out = [
         "| training | what | seeds | clean | train | held_out | test episodes "
         "| demos' --sim-dr / --dr / train ranges | demos | BC training time | device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---:|---|---|",
     ]
-    for key in sorted(groups, key=rank):
+    for key in _ranked(groups, rows, GENERALIZATION_ROWS):
         device, training, *levels = key
         rs = groups[key]
-        seeds = ", ".join(r.get("seed", "") for r in rs)
-        seed_cell = f"{len(rs)} ({seeds})" + ("; fewer than 3" if len(rs) < 3 else "")
-        if left_out.get(key):
-            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+        seed_cell = _seed_cell(rs, left_out.get(key, 0))
         commits = ", ".join(dict.fromkeys(_short_commit(r.get("commit") or "") for r in rs if r.get("commit")))
         episodes = ", ".join(
             dict.fromkeys(f"{r.get('episodes') or '?'} (seeds {r.get('test_seed') or '?'}+)" for r in rs)
@@ -1025,24 +1022,15 @@ def encoder_ladder_table(rows: list[dict]) -> list[str]:
     rows "not measured" with the command that fetches their weights."""
     f = _shared.to_float
     groups, left_out = finetune_runs(rows)  # same columns: the last line per run_dir, the newest run per seed
-    order = list(ENCODER_LADDER_ROWS)
-    devices = list(dict.fromkeys(r.get("device") or "unknown" for r in rows))
-
-    def rank(key):
-        return devices.index(key[0]), order.index(key[1]) if key[1] in order else len(order), key[1]
-
     out = [
         "| row | what | seeds | clean success_once | held-out success_once | test episodes | gradient steps "
         "| BC training time | device | commit |",
         "|---|---|---|---|---|---|---:|---|---|---|",
     ]
-    for key in sorted(groups, key=rank):
+    for key in _ranked(groups, rows, ENCODER_LADDER_ROWS):
         device, row = key
         rs = groups[key]
-        seeds = ", ".join(r.get("seed", "") for r in rs)
-        seed_cell = f"{len(rs)} ({seeds})" + ("; fewer than 3" if len(rs) < 3 else "")
-        if left_out.get(key):
-            seed_cell += f"; {left_out[key]} older run(s) of the same seed not counted"
+        seed_cell = _seed_cell(rs, left_out.get(key, 0))
         what = ENCODER_LADDER_ROWS[row][0] if row in ENCODER_LADDER_ROWS else _ladder_what(rs[0])
         episodes = ", ".join(
             dict.fromkeys(f"{r.get('episodes') or '?'} (seeds {r.get('test_seed') or '?'}+)" for r in rs)
