@@ -55,13 +55,18 @@ def device_order(devices) -> list[str]:
     return sorted(set(devices), key=lambda d: (not is_gpu(d), d))
 
 
-def res_label(obs: str, res) -> str:
+DR_ORDER = {"off": 0, "light": 1, "heavy": 2}  # lib/sim_dr.LEVELS, the order the tables show them in
+
+
+def res_label(obs: str, res, sim_dr: str = "off") -> str:
+    """The column a setting goes in: state | rgb 64 | ..., plus its simulator randomization level."""
     r = _shared.parse_res(res)
-    return "state" if obs == "state" or r is None else f"{obs} {r}"
+    label = "state" if obs == "state" or r is None else f"{obs} {r}"
+    return label if sim_dr in ("", "off") else f"{label} sim_dr={sim_dr}"
 
 
 def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
-    """device -> one summary per (env_id, obs, res, num_envs, control_mode, sim_backend): median env_fps
+    """device -> one summary per (env_id, obs, res, num_envs, control_mode, sim_backend, sim_dr): median env_fps
     over the error-free rows (the quiet ones when there are any, see _shared.quiet_rows), n, load1 range,
     median peak memory; or the last error when all failed. `src_rows`: the `_line` of each row the median
     used, for rows read with one (bench/make_report.py cites them)."""
@@ -75,11 +80,12 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
             int(f(r.get("num_envs"))) if f(r.get("num_envs")) == f(r.get("num_envs")) else 0,
             r.get("control_mode", ""),
             r.get("sim_backend", ""),
+            r.get("sim_dr") or "off",  # rows written before the column existed ran without randomization
         )
         groups[key].append(r)
     out: dict[str, list[dict]] = defaultdict(list)
     for key, rs in groups.items():
-        device, env_id, obs, res, n, ctrl, backend = key
+        device, env_id, obs, res, n, ctrl, backend, sim_dr = key
         valid = [r for r in rs if not r.get("error") and f(r.get("env_fps")) > 0]
         ok = _shared.quiet_rows(valid)
         s = dict(
@@ -90,10 +96,11 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
             num_envs=n,
             control_mode=ctrl,
             sim_backend=backend,
+            sim_dr=sim_dr,
             n=len(ok),
             n_skipped=len(valid) - len(ok),
             src_rows=[r["_line"] for r in ok if "_line" in r],  # bench/make_report.py cites them
-            label=res_label(obs, res),
+            label=res_label(obs, res, sim_dr),
         )
         if ok:
             loads = [f(r.get("load1")) for r in ok if f(r.get("load1")) == f(r.get("load1"))]
@@ -116,7 +123,16 @@ def aggregate_env_fps(rows: list[dict]) -> dict[str, list[dict]]:
             )
         out[device].append(s)
     for v in out.values():
-        v.sort(key=lambda s: (s["env_id"], s["obs"] != "state", s["obs"], s["res"] or 0, s["num_envs"]))
+        v.sort(
+            key=lambda s: (
+                s["env_id"],
+                s["obs"] != "state",
+                s["obs"],
+                s["res"] or 0,
+                DR_ORDER.get(s["sim_dr"], 9),
+                s["num_envs"],
+            )
+        )
     return out
 
 

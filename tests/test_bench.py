@@ -548,6 +548,46 @@ def test_quiet_rows_replace_rows_taken_under_load(tmp_path):
     assert "| sac | PushCube-v1 | state | 2 | eager | 60.0 | 150 | 300 | 0.50 |" in md
 
 
+def test_report_keeps_randomization_levels_apart(tmp_path):
+    """env_fps rows of each --sim-dr level are their own setting (own median, own column), never pooled
+    with each other or with rows that ran without randomization; the headline takes the plain rows only."""
+    base = dict(
+        device=CPU,
+        date="2026-01-02T03:04:05+0000",
+        commit="abcdef1234",
+        versions="torch=2.13.0",
+        control_mode="pd_joint_delta_pos",
+        sim_backend="cpu",
+        cpu_count=2,
+        obs="rgb",
+        res=64,
+        num_envs=2,
+        load1=1.0,
+    )
+    env_rows = [
+        dict(base, env_id="PickCube-v1", env_fps=40.0),  # a row from before the sim_dr column: off
+        dict(base, env_id="PickCube-v1", env_fps=42.0, sim_dr="off"),
+        dict(base, env_id="PickCubeDR-v1", env_fps=30.0, sim_dr="light"),
+        dict(base, env_id="PickCubeDR-v1", env_fps=10.0, sim_dr="heavy"),
+        dict(base, env_id="PickCubeDR-v1", env_fps=12.0, sim_dr="heavy"),
+    ]
+    env_csv, train_csv = tmp_path / "env_fps.csv", tmp_path / "train_sps.csv"
+    _shared.append_rows(env_csv, env_fps.COLUMNS, env_rows)
+    doc = tmp_path / "benchmarks.md"
+    out = report.main(
+        report.Args(env_fps_csv=str(env_csv), train_sps_csv=str(train_csv), doc=str(doc), plots_dir=str(tmp_path))
+    )
+    got = {(s["env_id"], s["sim_dr"]): (s["env_fps"], s["n"], s["label"]) for s in out["env"][CPU]}
+    assert got == {
+        ("PickCube-v1", "off"): (41.0, 2, "rgb 64"),
+        ("PickCubeDR-v1", "light"): (30.0, 1, "rgb 64 sim_dr=light"),
+        ("PickCubeDR-v1", "heavy"): (11.0, 2, "rgb 64 sim_dr=heavy"),
+    }
+    md = doc.read_text()
+    assert "| num_envs | rgb 64 sim_dr=light | rgb 64 sim_dr=heavy |" in md and "| 2 | 30.0 | 11.0 |" in md
+    assert f"| {CPU} | – | 41.0 @2 | – |" in md.split("## Headline")[1]
+
+
 def test_report_cpu_only_says_gpu_not_measured(tmp_path, capsys):
     env_csv, train_csv = _fixture_csvs(tmp_path, with_gpu=False)
     doc = tmp_path / "benchmarks.md"
