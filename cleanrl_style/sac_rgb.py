@@ -36,6 +36,7 @@ from tensordict import TensorDict
 
 from cleanrl_style.lib import encoders as enc_lib
 from cleanrl_style.lib import envs as envs_lib
+from cleanrl_style.lib import residual as residual_lib
 from cleanrl_style.lib.augment import (
     AUG_CHOICES,
     DR_LEVELS,
@@ -206,6 +207,13 @@ class Args:
     """weight of a BC term ||mu(s) - a_demo||^2 on the demo rows of each batch in the actor loss (needs --demos)"""
     bc_decay_steps: int = 0
     """anneal --bc-coef linearly to 0 over this many actor steps (0: constant)"""
+    residual_of: Optional[str] = None
+    """learn a bounded correction on top of this frozen policy instead of a whole actor (any checkpoint
+    evaluate.py runs, e.g. a bc.py action-chunking one): the env executes clip(base(obs) + residual), the
+    learner sees the base action in its state, and the residual starts at zero, so the first evaluation
+    is the base policy's own (lib/residual.py, docs/finetune.md#residual)"""
+    residual_scale: float = 0.2
+    """with --residual-of: the correction's bound per action dimension (the actor's tanh range)"""
     critic_encoder: str = "shared"
     """shared: one image encoder, trained by the critic loss, gives the features of actor and critics
     (DrQ); separate: the critics train their own copy of it and the policy's encoder stays as it was
@@ -314,6 +322,7 @@ def resolve_args(args: Args, backend: str) -> Args:
         "image_size",
         "image_height",
         "image_width",
+        "residual_scale",
     )
     check_non_negative(args, "learning_starts", "eval_freq", "alpha", "aug_pad")
     if args.autotune and args.alpha == 0:
@@ -331,6 +340,14 @@ def resolve_args(args: Args, backend: str) -> Args:
             f"the NatureCNN encoder needs images of at least 36x36 (got {args.image_height}x{args.image_width})"
         )
     check_finetune_flags(args)
+    if args.residual_of:
+        clash = [f for f, on in (("--init-from", args.init_from), ("--demos", args.demos)) if on]
+        if clash:
+            raise UserError(f"--residual-of learns a correction from scratch: drop {' and '.join(clash)}")
+        if args.partial_reset:
+            raise UserError("--residual-of needs --no-partial-reset (the base policy's state is reset per episode)")
+        if not args.include_state:
+            raise UserError("--residual-of needs --include-state (the base action reaches the learner in the state)")
     enc_lib.check_encoder_flags(args, args.obs_mode, args.q_lr)
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present
@@ -365,9 +382,13 @@ def main(args: Args):
     env_bytes = max(0, free_before - measure_free(env_device))
     buffer_device = resolve_buffer_device(args.buffer_device, device)
     C = envs.obs_shapes["rgb"][0]
-    state_dim_env = envs.obs_shapes["state"][0]
-    state_dim = state_dim_env if args.include_state else 0
     action_dim = envs.action_dim
+    base = eval_base = base_ckpt = None
+    if args.residual_of:  # a frozen base policy; the learner's state gets its action appended
+        base, base_ckpt = residual_lib.load_base(args.residual_of, envs, args.control_mode, device)
+        eval_base = residual_lib.base_from_checkpoint(base_ckpt, device, args.residual_of)  # evaluation's own copy
+    state_dim_env = envs.obs_shapes["state"][0] + (action_dim if base is not None else 0)  # what the learner sees
+    state_dim = state_dim_env if args.include_state else 0
     init = None
     if args.init_from:  # the policy takes the checkpoint's architecture (written back into args)
         spec = dict(env_id=env_id, obs_mode=args.obs_mode, control_mode=args.control_mode, action_dim=action_dim)
@@ -429,7 +450,12 @@ def main(args: Args):
         encoder=enc_lib.encoder_config(args),
     )
     policy = PixelPolicy(**model_kwargs).to(device)
-    policy.actor.set_action_bounds(envs.action_low, envs.action_high)
+    if base is not None:  # the actor outputs the correction, in [-scale, scale], starting at zero
+        bound = torch.full_like(envs.action_low, args.residual_scale)
+        policy.actor.set_action_bounds(-bound, bound)
+        residual_lib.zero_residual(policy.actor)
+    else:
+        policy.actor.set_action_bounds(envs.action_low, envs.action_high)
     loaded = (
         load_init(init, policy, args.init_log_std) if init and not ckpt else ""
     )  # before the critics copy the encoder
@@ -464,7 +490,10 @@ def main(args: Args):
     def randomize(o: dict) -> dict:
         return o if args.dr == "off" else {"rgb": dr(o["rgb"]), "state": o["state"]}
 
-    obs = randomize(obs)
+    def with_base(o: dict) -> dict:  # --residual-of: the learner's observation (one base step per call)
+        return o if base is None else residual_lib.augment(o, base(o))
+
+    obs = with_base(randomize(obs))
 
     def augment_batch(batch: TensorDict) -> TensorDict:
         batch["obs", "rgb"], batch["next_obs", "rgb"] = augment.pair(batch["obs", "rgb"], batch["next_obs", "rgb"])
@@ -493,11 +522,22 @@ def main(args: Args):
             model_kwargs=model_kwargs,
             state_dict=policy.state_dict(),
             step=step,
-            extra=dict(eval=metrics),
+            extra=dict(eval=metrics, **residual_extra),
             train_state=ts,
         )
 
-    evaluator = Evaluator(run_log, eval_envs, policy.deterministic, args, save)
+    # --residual-of: checkpoints carry the base, so evaluate.py rebuilds the whole policy from one file
+    residual_extra = (
+        {residual_lib.CKPT_KEY: base_ckpt, "action_low": envs.action_low.cpu(), "action_high": envs.action_high.cpu()}
+        if base is not None
+        else {}
+    )
+    eval_policy = (
+        policy.deterministic
+        if base is None
+        else residual_lib.ResidualPolicy(eval_base, policy.deterministic, envs.action_low, envs.action_high)
+    )
+    evaluator = Evaluator(run_log, eval_envs, eval_policy, args, save)
     if ckpt:  # the encoder too, which the critics share, critics, optimizers, counters
         unfreezer.maybe_unfreeze(start_step, upd.optimizers["q"])  # past --unfreeze-after: the state has its group
         updater.load_state(restore_common(ckpt, policy, evaluator))
@@ -506,6 +546,13 @@ def main(args: Args):
     elif init:  # the starting policy's own success is the curve's first point
         loaded = " with its ".join(filter(None, (loaded, load_init_learner(init, updater))))
         print(f"sac_rgb: --init-from {args.init_from}: loaded the {loaded}", flush=True)
+        evaluator.maybe_evaluate(0, force=True)
+    elif base is not None:  # the residual starts at zero: this is the base policy's own success
+        print(
+            f"sac_rgb: --residual-of {args.residual_of}: a {base_ckpt['script']}.py policy, frozen; the correction "
+            f"is bounded by +-{args.residual_scale}",
+            flush=True,
+        )
         evaluator.maybe_evaluate(0, force=True)
     if demo_rb is not None:
         print(
@@ -522,17 +569,25 @@ def main(args: Args):
         with torch.no_grad():
             # uniform random actions only in a run's first --learning-starts steps: a run resumed later
             # than that acts with its policy, also while it refills an unsaved buffer
-            if global_step <= args.learning_starts and not args.init_from:
+            if global_step <= args.learning_starts and not (args.init_from or args.residual_of):
                 action = envs.sample_actions()
             else:
                 action = explore(obs["rgb"], obs["state"])
         rb.add_obs(obs)
-        next_obs, reward, terminated, truncated, info = envs.step(action)
+        env_action = (
+            action
+            if base is None
+            else residual_lib.combine(obs["state"][:, -action_dim:], action, envs.action_low, envs.action_high)
+        )
+        next_obs, reward, terminated, truncated, info = envs.step(env_action)
         final = info.get("final_observation")
         if final is not None:
             final = randomize(final)  # the finished episode's randomization, before it is resampled
+            if base is not None and residual_lib.check_episodes_end_together(terminated | truncated):
+                final = with_base(final)  # the base's action in the last observation, then a fresh base
+                base.reset()
         dr.resample(terminated | truncated)
-        next_obs = randomize(next_obs)
+        next_obs = with_base(randomize(next_obs))
         rb.add_step(action, reward, *bootstrap_flags(terminated, truncated, args.bootstrap_at_done), final)
         stats.add(info)
         obs = next_obs
@@ -555,7 +610,11 @@ def load_policy(ckpt: dict, device: torch.device):
     policy = PixelPolicy(**ckpt["model_kwargs"]).to(device)
     policy.load_state_dict(ckpt["state_dict"])
     policy.eval()
-    return policy.deterministic
+    extra = ckpt.get("extra", {})
+    if residual_lib.CKPT_KEY not in extra:
+        return policy.deterministic
+    base = residual_lib.base_from_checkpoint(extra[residual_lib.CKPT_KEY], device)
+    return residual_lib.ResidualPolicy(base, policy.deterministic, extra["action_low"], extra["action_high"]).to(device)
 
 
 if __name__ == "__main__":
