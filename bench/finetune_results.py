@@ -7,7 +7,8 @@ Docs: docs/finetune.md
 
 Every path is a run directory (it holds config.yaml) or a folder searched for them (OUT_DIR/bc/...,
 OUT_DIR/rl/<row>/seed<S>/<run>/). A run's row comes from its config.yaml, never from the folder it
-sits in: a bc.py run is `bc`; a sac_rgb.py (or sac.py) run with --init-from and --demos is
+sits in: a bc.py run is `bc` (--policy gaussian) or `bc_chunk` (an action-chunking policy); a sac_rgb.py
+run with --residual-of is `residual`; a sac_rgb.py (or sac.py) run with --init-from and --demos is
 `bc_init_demos`, with --init-from only `bc_init`, with --demos only `demos`, with neither `scratch`.
 
 One line per finished run (one with final_eval.json) is appended to --out, one line per in-training
@@ -118,9 +119,11 @@ class Args:
 def classify(cfg: dict) -> Optional[str]:
     """The experiment row of a run from its config.yaml (None: not a run of this experiment)."""
     script, a = cfg.get("script"), cfg.get("args") or {}
-    if script == "bc":
-        return "bc"
+    if script == "bc":  # the policy alone: the gaussian one BC-started rows load, or a residual row's base
+        return "bc" if a.get("policy") == "gaussian" else "bc_chunk"
     if script in RL_SCRIPTS:
+        if a.get("residual_of"):
+            return "residual"
         return {
             (True, True): "bc_init_demos",
             (True, False): "bc_init",
@@ -221,15 +224,17 @@ def _resolve_init(init_from: str, bc_runs: dict[str, Path]) -> Optional[Path]:
 
 
 def pretrain_seconds(cfg: dict, run_dir: Path, bc_runs: dict[str, Path]) -> float:
-    """Training time of the checkpoint the run started from (0 without --init-from, NaN if not found)."""
-    init_from = (cfg.get("args") or {}).get("init_from")
+    """Training time of the checkpoint the run started from (--init-from, or the base of --residual-of;
+    0 without either, NaN if not found)."""
+    a = cfg.get("args") or {}
+    init_from = a.get("init_from") or a.get("residual_of")
     if not init_from:
         return 0.0
     init_run = _resolve_init(str(init_from), bc_runs)
     final = _load_json(init_run / "final_eval.json") if init_run else None
     if final is None:
         print(
-            f"finetune_results: {_rel(run_dir)}: --init-from {init_from}: its run (final_eval.json) not found, "
+            f"finetune_results: {_rel(run_dir)}: {init_from}: its run (final_eval.json) not found, "
             "pretrain_s left empty",
             file=sys.stderr,
         )
@@ -245,6 +250,7 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
     """(results line, curve lines) of one finished run."""
     a = cfg.get("args") or {}
     final = _load_json(run_dir / "final_eval.json") or {}
+    start_from = a.get("init_from") or a.get("residual_of")  # the checkpoint the run started from
     test_path, test = held_out_eval(run_dir, test_seed)
     src = test if test is not None else final
     seeds = src.get("seeds") or []
@@ -273,11 +279,13 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
         test_seed=seeds[0] if seeds else (EVAL_LAST_RE.match(test_path.name).group(1) if test_path else ""),
         test_device=(test or {}).get("device", ""),
         flags=flags_of(cfg, final),
-        init_from=_rel(Path(a["init_from"])) if a.get("init_from") else "",
+        init_from=_rel(Path(start_from)) if start_from else "",
         resumed=_resumed(cfg),
         command=command_of(cfg),
     )
-    if row == "bc":  # the policy alone: no env steps; its in-training evals count gradient steps, not env steps
+    if (
+        row in reproduce.BC_ROWS
+    ):  # the policy alone: no env steps; its in-training evals count gradient steps, not env steps
         return dict(
             line,
             env_steps=0,
@@ -386,7 +394,7 @@ def plot(rows: list[dict], curves: list[dict], path: Path) -> Optional[Path]:
         color = colors[(order.index(row) if row in order else len(order)) % len(colors)]
         style = "-" if devices.index(device) == 0 else ":"
         label = f"{row} (n={len(lines)})" + (f", {device}" if len(devices) > 1 else "")
-        if row == "bc":
+        if row in reproduce.BC_ROWS:
             finals = [f(r.get("final_success_once")) for r in lines if f(r.get("final_success_once")) >= 0]
             for ax in (ax_steps, ax_wall) if finals else ():
                 level = statistics.fmean(finals)
@@ -463,15 +471,15 @@ def main(args: Args) -> int:
         if row is None:
             print(f"finetune_results: skip {_rel(run_dir)}: made by {cfg.get('script')}.py, not bc.py or sac_rgb.py")
             continue
-        if not (run_dir / "final_eval.json").is_file() and not (args.stopped and row != "bc" and eval_curve(run_dir)):
+        if not (run_dir / "final_eval.json").is_file() and not (
+            args.stopped and row not in reproduce.BC_ROWS and eval_curve(run_dir)
+        ):
             print(f"finetune_results: skip {_rel(run_dir)}: no final_eval.json yet (unfinished run)")
             continue
         finished += 1
         exp = str((cfg.get("args") or {}).get("exp_name") or "")
         if exp.startswith("finetune_") and exp[len("finetune_") :] != row:
             print(f"finetune_results: note: {_rel(run_dir)} is named {exp} but its flags make it row {row}")
-        if row == "bc" and (cfg.get("args") or {}).get("policy") != "gaussian":
-            print(f"finetune_results: note: {_rel(run_dir)} is a bc.py --policy {cfg['args'].get('policy')} run")
         line, curve = gather_run(run_dir, cfg, row, args.test_seed, bc_runs)
         if not _already(line, recorded):
             lines.append(line)

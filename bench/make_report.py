@@ -289,7 +289,7 @@ def section_finetune(ctx: Ctx) -> list[str]:
             "RL from scratch vs BC-initialised RL",
             FINETUNE_CSV,
             pipeline_command(ctx, FINETUNE_CSV, "python bench/finetune_results.py OUT_DIR")
-            + " for each ROW in bc_init_demos, bc_init, demos, scratch and each SEED",
+            + " for each ROW in bc_init_demos, bc_init, demos, scratch, residual and each SEED",
         )
     else:
         L += finetune_table(ctx, rows) + finetune_figure(ctx, rows, curves)
@@ -322,7 +322,7 @@ def finetune_table(ctx: Ctx, rows: list[dict]) -> list[str]:
         walls = [f(r.get("wall_s")) + (f(r.get("pretrain_s")) if f(r.get("pretrain_s")) > 0 else 0.0) for r in rs]
         steps = (
             "0 (no RL)"
-            if row == "bc"
+            if row in reproduce.BC_ROWS
             else ", ".join(dict.fromkeys(reproduce._fmt_steps_cell(r.get("env_steps")) for r in rs))
         )
         task = rs[0].get("env_id", "")

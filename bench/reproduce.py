@@ -819,7 +819,10 @@ FINETUNE_ROWS = {
     "demos": "demos in a second replay store, random init (RLPD)",
     "bc_init": "actor and encoder from BC, no demos",
     "bc_init_demos": "BC init (std held at 0.05) + demos + BC term (the recipe)",
+    "bc_chunk": "the action-chunking BC policy alone (bc.py --policy chunk), no RL: the residual row's base",
+    "residual": "SAC correction on the frozen chunking BC policy (--residual-of), no demos",
 }
+BC_ROWS = ("bc", "bc_chunk")  # rows of a policy alone: no env steps, their final success drawn as a level
 
 
 def finetune_runs(rows: list[dict]) -> tuple[dict[tuple[str, str], list[dict]], dict[tuple[str, str], int]]:
@@ -909,7 +912,7 @@ def finetune_table(rows: list[dict]) -> list[str]:
             for r in rs
             for c in [r.get("commit") or ""] + [x.partition("@")[2] for x in (r.get("resumed") or "").split(";")]
         ]
-        steps = "0 (no RL)" if row == "bc" else uniq(lambda r: _fmt_steps_cell(r.get("env_steps")))
+        steps = "0 (no RL)" if row in BC_ROWS else uniq(lambda r: _fmt_steps_cell(r.get("env_steps")))
         out.append(
             f"| {row} | {FINETUNE_ROWS.get(row, '?')} | {seed_cell} | "
             f"{mean_std([f(r.get('final_success_once')) for r in rs])} | "

@@ -164,6 +164,8 @@ def test_row_classification_comes_from_the_flags():
     assert finetune_results.classify(cfg("sac_rgb", init_from=None, demos="d.h5")) == "demos"
     assert finetune_results.classify(cfg("sac_rgb", init_from=None, demos=None)) == "scratch"
     assert finetune_results.classify(cfg("sac", demos="d.h5")) == "demos"
+    assert finetune_results.classify(cfg("bc", policy="chunk")) == "bc_chunk"  # a residual row's base
+    assert finetune_results.classify(cfg("sac_rgb", residual_of="c/last.pt", init_from=None, demos=None)) == "residual"
     assert finetune_results.classify(cfg("ppo_rgb")) is None
     assert finetune_results._rel(REPO_ROOT / "runs" / "ft" / "x") == "runs/ft/x"
 
@@ -267,13 +269,21 @@ def test_finetune_block_renders_means_few_seeds_and_rows_not_run(tmp_path):
     assert lines["scratch"].startswith(f"| scratch | {what['scratch']} | 1 (1); fewer than 3 | 0.02 (n=1) | ")
     assert "| – | 5k |" in lines["scratch"]  # no step-0 evaluation without --init-from
     assert lines["demos"] == f"| demos | {what['demos']} | not run yet | – | – | – | – | – | – | – | – | – |"
-    assert [k for k in lines if k in what] == ["bc", "scratch", "bc_init", "bc_init_demos", "demos"]
+    assert [k for k in lines if k in what] == [
+        "bc",
+        "scratch",
+        "bc_init",
+        "bc_init_demos",
+        "demos",
+        "bc_chunk",
+        "residual",
+    ]
 
     header_only = tmp_path / "empty.csv"
     header_only.write_text(",".join(finetune_results.COLUMNS) + "\n")
     page.write_text(f"{reproduce.BLOCK_BEGIN}finetune {header_only} -->\n{reproduce.BLOCK_END}\n")
     md = reproduce.refresh_page(page.read_text(), page)
-    assert md.count("| not run yet |") == 5 and "No rows" not in md
+    assert md.count("| not run yet |") == len(reproduce.FINETUNE_ROWS) and "No rows" not in md
 
 
 def test_committed_finetune_csv_and_page_exist():

@@ -5,10 +5,13 @@
 #   1. collect 500 motion-planning demos and convert them to rgb 64x64 + pd_ee_delta_pos with rewards
 #      (skipped when OUT_DIR/demos already holds the converted file);
 #   2. bc.py --policy gaussian: the starting policy (skipped when OUT_DIR/bc/seed<SEED> holds one);
+#      row residual only: bc.py's action-chunking policy (the pixel defaults of configs/bc/pickcube_rgb64_cpu.sh,
+#      skipped when OUT_DIR/bc_chunk/seed<SEED> holds one), the frozen base of its correction;
 #   3. sac_rgb.py for the row ROW (default bc_init_demos, the recipe) with the same env-step budget for
-#      every row: bc_init_demos | bc_init | demos | scratch;
+#      every row: bc_init_demos | bc_init | demos | scratch | residual;
 #   4. evaluate.py on the last policy: NUM_TEST episodes on held-out seeds (TEST_SEED.., never used by
-#      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)).
+#      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)), and on the
+#      row's starting policy (the gaussian BC, or the chunking base of row residual), once per seed.
 # Smaller settings for a smoke run: NUM_DEMOS, STEPS (RL env steps; evaluation every STEPS/6, learning
 # starts and critic warm-up STEPS/30), NUM_TEST, BC_ITERS, BC_EVAL, RL_EVAL (evaluation episodes).
 # Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed fine-tuning run is
@@ -32,7 +35,7 @@ BC_EVAL=${BC_EVAL:-50}
 RL_EVAL=${RL_EVAL:-20}
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
-case "$ROW" in bc_init_demos|bc_init|demos|scratch) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos or scratch (got '$ROW')" >&2; exit 2 ;; esac
+case "$ROW" in bc_init_demos|bc_init|demos|scratch|residual) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos, scratch or residual (got '$ROW')" >&2; exit 2 ;; esac
 mkdir -p "$OUT"
 DEMO="$OUT/demos/PickCube-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
 now() { date +%s; }
@@ -56,6 +59,19 @@ if [ -z "$BC_CKPT" ] || [ ! -f "$BC_CKPT/final_eval.json" ]; then
   BC_CKPT=$(ls -d "$BC_DIR"/*/ | head -1)
 fi
 BC_CKPT="${BC_CKPT%/}/last.pt"
+START_CKPT="$BC_CKPT"  # the policy the row starts from, evaluated on the held-out seeds in step 4
+if [ "$ROW" = residual ]; then  # the frozen base: bc.py's default action-chunking policy (configs/bc)
+  CHUNK_DIR="$OUT/bc_chunk/seed$SEED"
+  CHUNK_CKPT=$(ls -d "$CHUNK_DIR"/*/ 2>/dev/null | head -1 || true)
+  if [ -z "$CHUNK_CKPT" ] || [ ! -f "$CHUNK_CKPT/final_eval.json" ]; then
+    rm -rf "$CHUNK_DIR"
+    "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --demo-path "$DEMO" --seed "$SEED" \
+        --runs-dir "$CHUNK_DIR" --exp-name bc_chunk_rgb64 --aux-coef 10 --batch-size 64 --total-iters "$BC_ITERS" \
+        --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
+    CHUNK_CKPT=$(ls -d "$CHUNK_DIR"/*/ | head -1)
+  fi
+  START_CKPT="${CHUNK_CKPT%/}/last.pt"
+fi
 t2=$(now)
 
 # ---- 3. fine-tuning (or RL from scratch): one flag set for every row, the row adds its own
@@ -78,6 +94,10 @@ case "$ROW" in
                             --critic-encoder separate --policy-lr 1e-4) ;;
   demos)         ROW_FLAGS=(--demos "$DEMO" --alpha 0.05) ;;
   scratch)       ROW_FLAGS=(--alpha 0.05) ;;
+  # a correction of at most +-0.2 per action dim on the frozen chunking policy, which single-step BC cannot
+  # match on these demos (results/bc_pickcube_state_cpu.csv: chunk 16 0.98 vs single-step 0.30-0.58 from
+  # state); it starts at zero, so the run's first evaluation is the base's own
+  residual)      ROW_FLAGS=(--residual-of "$START_CKPT" --residual-scale 0.2 --alpha 0.05) ;;
 esac
 RUNS="$OUT/rl/$ROW/seed$SEED"
 RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
@@ -96,8 +116,8 @@ t3=$(now)
 # ---- 4. held-out evaluation of the last policy (and of the BC start, once per seed)
 "$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
     --max-episode-steps 100
-if [ ! -f "$(dirname "$BC_CKPT")/eval_last_seed$TEST_SEED.json" ]; then
-  "$PY" cleanrl_style/evaluate.py --checkpoint "$BC_CKPT" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+if [ ! -f "$(dirname "$START_CKPT")/eval_last_seed$TEST_SEED.json" ]; then
+  "$PY" cleanrl_style/evaluate.py --checkpoint "$START_CKPT" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
       --max-episode-steps 100
 fi
 t4=$(now)
