@@ -20,6 +20,7 @@ temperature, the RNG states and the counters; the replay buffer only with `--sav
 Fine-tuning from demonstrations (docs/finetune.md): `--init-from` a bc.py `--policy gaussian` checkpoint
 (encoder, state normalisation and actor), `--demos` in a second replay store mixed into every batch,
 `--critic-warmup-steps`, `--bc-coef`/`--bc-decay-steps`, `--num-q`; lib/finetune.py and lib/sac_update.py.
+`--residual-of CKPT` instead learns a bounded correction on top of a frozen policy (lib/residual.py).
 """
 
 from __future__ import annotations
@@ -387,8 +388,8 @@ def main(args: Args):
     if args.residual_of:  # a frozen base policy; the learner's state gets its action appended
         base, base_ckpt = residual_lib.load_base(args.residual_of, envs, args.control_mode, device)
         eval_base = residual_lib.base_from_checkpoint(base_ckpt, device, args.residual_of)  # evaluation's own copy
-    state_dim_env = envs.obs_shapes["state"][0] + (action_dim if base is not None else 0)  # what the learner sees
-    state_dim = state_dim_env if args.include_state else 0
+    learner_state_dim = envs.obs_shapes["state"][0] + (action_dim if base is not None else 0)  # what the learner sees
+    state_dim = learner_state_dim if args.include_state else 0
     init = None
     if args.init_from:  # the policy takes the checkpoint's architecture (written back into args)
         spec = dict(env_id=env_id, obs_mode=args.obs_mode, control_mode=args.control_mode, action_dim=action_dim)
@@ -398,7 +399,7 @@ def main(args: Args):
         args.feature_dim, args.hidden_dim, state_dim = init["feature_dim"], init["hidden_dim"], init["state_dim"]
         enc_lib.adopt_config(args, init["encoder_config"])  # its image encoder's architecture too
     demo_rb = load_demo_replay(args.demos, envs, args.obs_mode, args, device) if args.demos else None
-    obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((state_dim_env,), torch.float32)}
+    obs_specs = {"rgb": ((C, height, width), torch.uint8), "state": ((learner_state_dim,), torch.float32)}
     gap = final_obs_gap(args.partial_reset, args.bootstrap_at_done, envs.max_episode_steps)
     buffer_bytes = ReplayBuffer.nbytes(num_envs, buffer_size, obs_specs, action_dim, gap, args.n_step)
     check_memory(
@@ -446,7 +447,7 @@ def main(args: Args):
         action_dim=action_dim,
         feature_dim=args.feature_dim,
         hidden_dim=args.hidden_dim,
-        state_in_dim=state_dim_env,
+        state_in_dim=learner_state_dim,
         encoder=enc_lib.encoder_config(args),
     )
     policy = PixelPolicy(**model_kwargs).to(device)
