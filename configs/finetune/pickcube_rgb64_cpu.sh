@@ -96,8 +96,13 @@ case "$ROW" in
   scratch)       ROW_FLAGS=(--alpha 0.05) ;;
   # a correction of at most +-0.2 per action dim on the frozen chunking policy, which single-step BC cannot
   # match on these demos (results/bc_pickcube_state_cpu.csv: chunk 16 0.98 vs single-step 0.30-0.58 from
-  # state); it starts at zero, so the run's first evaluation is the base's own
-  residual)      ROW_FLAGS=(--residual-of "$START_CKPT" --residual-scale 0.2 --alpha 0.05) ;;
+  # state); it starts at zero, so the run's first evaluation is the base's own. Exploration as in the
+  # BC-started rows: a held std (0.2 * tanh-range std e^-1.5 ~ 0.045 in action units, about their 0.05),
+  # no entropy terms. With --alpha 0.05 autotuned the narrow range's log-probabilities (+6.4 nats from the
+  # 0.2 scale alone) outweighed the critic values (0.2-0.6): the temperature rose, the correction grew
+  # noisy and training success fell from 0.7-0.8 to 0.1 within 8k env steps (seed 2, stopped; diagnostics CSV)
+  residual)      ROW_FLAGS=(--residual-of "$START_CKPT" --residual-scale 0.2 --fixed-log-std -1.5 --no-autotune
+                            --alpha 0 --policy-lr 1e-4) ;;
 esac
 RUNS="$OUT/rl/$ROW/seed$SEED"
 RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
