@@ -215,6 +215,9 @@ class Args:
     is the base policy's own (lib/residual.py, docs/finetune.md#residual)"""
     residual_scale: float = 0.2
     """with --residual-of: the correction's bound per action dimension (the actor's tanh range)"""
+    residual_penalty: float = 0.0
+    """with --residual-of: weight of ||correction / scale||^2 (every row) in the actor loss, which keeps the
+    correction where the critics have seen data unless they clearly prefer more (0: off)"""
     critic_encoder: str = "shared"
     """shared: one image encoder, trained by the critic loss, gives the features of actor and critics
     (DrQ); separate: the critics train their own copy of it and the policy's encoder stays as it was
@@ -325,7 +328,7 @@ def resolve_args(args: Args, backend: str) -> Args:
         "image_width",
         "residual_scale",
     )
-    check_non_negative(args, "learning_starts", "eval_freq", "alpha", "aug_pad")
+    check_non_negative(args, "learning_starts", "eval_freq", "alpha", "aug_pad", "residual_penalty")
     if args.autotune and args.alpha == 0:
         raise UserError("--alpha 0 needs --no-autotune (the learned temperature starts from --alpha, in log space)")
     check_unit_interval(args, "tau", low_open=True)
@@ -349,6 +352,8 @@ def resolve_args(args: Args, backend: str) -> Args:
             raise UserError("--residual-of needs --no-partial-reset (the base policy's state is reset per episode)")
         if not args.include_state:
             raise UserError("--residual-of needs --include-state (the base action reaches the learner in the state)")
+    elif args.residual_penalty > 0:
+        raise UserError("--residual-penalty weighs the correction of --residual-of: it needs --residual-of")
     enc_lib.check_encoder_flags(args, args.obs_mode, args.q_lr)
     check_fast_flags(args, backend)
     resolve_buffer_device(args.buffer_device, envs_lib.env_device(backend))  # auto|cpu|cuda, and cuda present

@@ -114,12 +114,19 @@ def test_episodes_must_end_together_for_a_stateful_base():
         (("--partial-reset",), "--residual-of needs --no-partial-reset"),
         (("--no-include-state",), "--residual-of needs --include-state"),
         (("--residual-scale", "0"), "--residual-scale must be > 0"),
+        (("--residual-penalty", "-1"), "--residual-penalty must be >= 0"),
     ],
 )
 def test_flags_that_cannot_go_with_residual_of_are_one_error_line(flags, needle):
     p = run_script("cleanrl_style/sac_rgb.py", "--sim-backend", "cpu", "--residual-of", str(BASE), *flags)
     assert p.returncode == 2
     assert_one_error_line(p.stderr, needle)
+
+
+def test_residual_penalty_without_residual_of_is_one_error_line():
+    p = run_script("cleanrl_style/sac_rgb.py", "--sim-backend", "cpu", "--residual-penalty", "1")
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "--residual-penalty weighs the correction of --residual-of")
 
 
 def test_tiny_residual_run_starts_at_its_base_and_evaluate_reloads_it(tmp_path):
@@ -129,6 +136,7 @@ def test_tiny_residual_run_starts_at_its_base_and_evaluate_reloads_it(tmp_path):
         *("--num-eval-episodes", "1", "--max-episode-steps", "5", "--total-timesteps", "24", "--eval-freq", "12"),
         *("--learning-starts", "6", "--batch-size", "8", "--buffer-size", "100", "--log-freq", "12"),
         *("--image-size", "36", "--critic-warmup-steps", "2", "--residual-of", str(BASE), "--runs-dir", str(runs)),
+        *("--residual-penalty", "1"),
     ]
     p = run_script("cleanrl_style/sac_rgb.py", *flags, timeout=600)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
@@ -136,6 +144,7 @@ def test_tiny_residual_run_starts_at_its_base_and_evaluate_reloads_it(tmp_path):
     (run_dir,) = runs.iterdir()
     rows = [r.split(",") for r in (run_dir / "metrics.csv").read_text().splitlines()]
     first = {r[2]: float(r[3]) for r in rows if r[0] == "0" and r[2].startswith("eval/")}
+    assert any(r[2] == "losses/residual_l2" for r in rows)
     # the step-0 evaluation (seeds seed + 1e6) is the base policy's own episode
     e = run_script(
         *("cleanrl_style/evaluate.py", "--checkpoint", str(BASE), "--num-episodes", "1", "--seed", "1000001"),
@@ -154,3 +163,35 @@ def test_tiny_residual_run_starts_at_its_base_and_evaluate_reloads_it(tmp_path):
     policy = sac_rgb.load_policy(ckpt, torch.device("cpu"))
     assert isinstance(policy, residual.ResidualPolicy)
     assert policy(_obs(n=2)).shape == (2, ACTION_DIM)
+
+
+def test_residual_penalty_shrinks_a_correction_towards_zero():
+    """--residual-penalty: with only the penalty worth speaking of, actor steps pull a saturated correction
+    back towards zero on every row; its logged size is in units of the bound."""
+    from tensordict import TensorDict
+
+    from cleanrl_style.lib.nets import Actor, QEnsemble, QNetwork
+    from cleanrl_style.lib.sac_update import make_sac_updates
+
+    torch.manual_seed(0)
+    actor = Actor(1, 1, 8)
+    actor.set_action_bounds(torch.tensor([-0.2]), torch.tensor([0.2]))
+    with torch.no_grad():
+        actor.net[-1].bias[:1].fill_(3.0)  # tanh(3) * 0.2 ~ 0.199: nearly the bound
+    qnets = QEnsemble(lambda: QNetwork(1, 1, 8), 2, torch.device("cpu"))
+    args = SimpleNamespace(
+        cudagraphs=False, compile=False, q_lr=1e-3, policy_lr=1e-2, alpha_lr=1e-3, alpha=0.0, autotune=False
+    )
+    feat = torch.randn(32, 1)
+    before = actor.deterministic(feat).abs().mean()
+    args.residual_penalty = 1000.0
+    upd = make_sac_updates(actor, qnets, args, 1, torch.device("cpu"))
+    logs = upd.actor(TensorDict(feat=feat))
+    assert float(logs["residual_l2"]) == pytest.approx(float((actor.deterministic(feat) / 0.2).pow(2).mean()), rel=0.2)
+    for _ in range(100):
+        upd.actor(TensorDict(feat=feat))
+    assert actor.deterministic(feat).abs().mean() < 0.25 * before
+    # off by default: the log is zero and nothing else changes
+    args.residual_penalty = 0.0
+    off = make_sac_updates(actor, qnets, args, 1, torch.device("cpu"))
+    assert float(off.actor(TensorDict(feat=feat))["residual_l2"]) == 0.0

@@ -15,7 +15,10 @@ Fine-tuning from demonstrations (docs/finetune.md), all off by default:
   * `--critic-warmup-steps N`: the first N gradient steps train the critics only, so a BC-initialised
     actor is not pushed around by a random critic;
   * `--bc-coef c`: the actor loss adds c * ||mu(s) - a_demo||^2 on the batch's demo rows (mu = the
-    deterministic action), linearly annealed to 0 over `--bc-decay-steps` actor steps (0 = constant).
+    deterministic action), linearly annealed to 0 over `--bc-decay-steps` actor steps (0 = constant);
+  * `--residual-penalty c` (sac_rgb.py --residual-of, where the actor's action is a correction in
+    [-scale, scale]): the actor loss adds c * ||mu(s) / scale||^2 on every row, which keeps the correction
+    where the critics have data (near zero) unless they say clearly that more is better.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def make_sac_updates(
 
     bc_coef = torch.zeros((), device=device)  # set by SacUpdater before each actor step (annealing)
     bc_enabled = getattr(args, "bc_coef", 0.0) > 0
+    residual_penalty = float(getattr(args, "residual_penalty", 0.0) or 0.0)
 
     def update_critic(batch: TensorDict) -> TensorDict:
         feat = features(batch["obs"])
@@ -120,8 +124,11 @@ def make_sac_updates(
             w = critic_out["demo"].float()
             err = (actor.deterministic(actor_feat) - critic_out["action"]).pow(2).sum(-1)
             bc_loss = (err * w).sum() / w.sum().clamp_min(1.0)
+        residual_l2 = torch.zeros((), device=device)
+        if residual_penalty > 0:  # the correction's size in units of its bound, on every row
+            residual_l2 = (actor.deterministic(actor_feat) / actor.action_scale).pow(2).sum(-1).mean()
         actor_optimizer.zero_grad()
-        (actor_loss + bc_coef * bc_loss).backward()
+        (actor_loss + bc_coef * bc_loss + residual_penalty * residual_l2).backward()
         actor_optimizer.step()
         alpha_loss = torch.zeros((), device=device)
         if args.autotune:
@@ -136,6 +143,7 @@ def make_sac_updates(
             alpha_loss=alpha_loss.detach(),
             bc_loss=bc_loss.detach(),
             bc_coef=bc_coef.detach().clone(),
+            residual_l2=residual_l2.detach(),
         )
 
     return SimpleNamespace(

@@ -101,8 +101,11 @@ case "$ROW" in
   # no entropy terms. With --alpha 0.05 autotuned the narrow range's log-probabilities (+6.4 nats from the
   # 0.2 scale alone) outweighed the critic values (0.2-0.6): the temperature rose, the correction grew
   # noisy and training success fell from 0.7-0.8 to 0.1 within 8k env steps (seed 2, stopped; diagnostics CSV)
+  # That alone still collapsed (0.65 -> 0.00 at 5k): the deterministic correction ran to 0.14-0.17 of its
+  # 0.2 bound with one sign per dim (a constant drift), where the critics had only seen the +-0.035 of
+  # exploration: --residual-penalty 1 (||correction / 0.2||^2 in the actor loss) keeps it where data is
   residual)      ROW_FLAGS=(--residual-of "$START_CKPT" --residual-scale 0.2 --fixed-log-std -1.5 --no-autotune
-                            --alpha 0 --policy-lr 1e-4) ;;
+                            --alpha 0 --policy-lr 1e-4 --residual-penalty 1) ;;
 esac
 RUNS="$OUT/rl/$ROW/seed$SEED"
 RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
