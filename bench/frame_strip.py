@@ -50,6 +50,8 @@ class Args:
     """white pixels between frames"""
     max_kb: int = 300
     """refuse to write a strip larger than this (the README must stay light)"""
+    label: Optional[str] = None
+    """a few words on which policy this is (e.g. its run and where its full evaluation is), for the caption"""
 
 
 def read_frames(path: Path) -> np.ndarray:
@@ -114,6 +116,8 @@ def eval_record(video: Path) -> Optional[dict]:
                 continue
             keep = {k: data[k] for k in EVAL_KEYS if k in data}
             keep["checkpoint"] = Path(str(data.get("checkpoint", ""))).name
+            if "seed" not in keep and data.get("seeds"):  # evaluate.py records every episode's seed
+                keep["seed"] = data["seeds"][0]
             keep["eval_json"] = c.name
             return keep
     return None
@@ -135,6 +139,8 @@ def main(args: Args) -> dict:
     out = Path(args.out)
     atomic_write_bytes(out, data)
     meta = dict(video=video.name, frames=indices, num_video_frames=len(frames), height=args.height)
+    if args.label:
+        meta["label"] = args.label
     record = eval_record(video)
     if record:
         meta["eval"] = record

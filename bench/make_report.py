@@ -1081,9 +1081,20 @@ def readme_headline(ctx: Ctx, readme_dir: Path) -> list[str]:
     recipe = [(k, v) for k, v in groups.items() if k[1] == "bc_init_demos"]
     if recipe:
         (device, _), rs = recipe[0]
+        steps = ", ".join(dict.fromkeys(reproduce._fmt_steps_cell(r.get("env_steps")) for r in rs))
+        start = groups.get((device, "bc"), [])  # the policy the recipe starts from, on the same held-out seeds
+        if start:
+            table.add(
+                [
+                    "its start: `bc.py --policy gaussian` from rgb, PickCube-v1 (the fine-tuning `bc` row)",
+                    mean_std([f(r.get("final_success_once")) for r in start]),
+                    device,
+                ],
+                ctx.cite(FINETUNE_CSV, start),
+            )
         table.add(
             [
-                "BC -> RL fine-tuning (the recipe), PickCube-v1 from RGB",
+                f"BC -> RL fine-tuning (the recipe), PickCube-v1 from RGB, {steps} env steps",
                 mean_std([f(r.get("final_success_once")) for r in rs]),
                 device,
             ],
@@ -1133,8 +1144,10 @@ def readme_demo(ctx: Ctx, readme_dir: Path) -> list[str]:
                 f"evaluate.py seed {ev.get('seed', '?')}, success_once {fmt2(f(ev.get('success_once')))} over "
                 f"{ev.get('episodes', '?')} episodes ({ev.get('device', '?')}; `{ev.get('eval_json', '')}`)"
             )
+        if meta.get("label"):
+            caption += f". {meta['label']}"
         rel = os.path.relpath(strip.resolve(), readme_dir.resolve())
-        return [f"![a policy of ours, frame by frame]({rel})", "", caption + ".", ""]
+        return [f"![a policy of ours, frame by frame]({rel})", "", caption.rstrip(".") + ".", ""]
     return [
         "No frame strip yet: it is made from an evaluation video of a trained policy, and this checkout holds none "
         "(`runs/` is not committed). To make one:",

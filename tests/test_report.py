@@ -434,7 +434,12 @@ def test_readme_blocks_are_rendered_and_the_rest_kept(tmp_path):
         in headline
     )
     assert "[repro/ppo__fast.csv](results/repro/ppo__fast.csv): L3, L5, L7" in headline
-    assert "BC -> RL fine-tuning (the recipe), PickCube-v1 from RGB | 0.70 ± 0.14 (n=2)" in headline
+    assert "BC -> RL fine-tuning (the recipe), PickCube-v1 from RGB, 2k env steps | 0.70 ± 0.14 (n=2)" in headline
+    # the recipe's own start stands right above it, so the headline shows the lift or its absence
+    start = (
+        "| its start: `bc.py --policy gaussian` from rgb, PickCube-v1 (the fine-tuning `bc` row) | 0.50 ± 0.00 (n=3)"
+    )
+    assert start in headline and headline.index(start) < headline.index("BC -> RL fine-tuning (the recipe)")
     assert "`bc.py` from state, PickCube-v1, 200 demos (`c16`) | 0.80 ± 0.10 (n=3)" in headline
     _assert_every_number_is_cited(headline, res)
     assert "| device | raw state env steps/s |" in text.split("throughput -->")[1]
@@ -457,13 +462,18 @@ def test_readme_blocks_are_rendered_and_the_rest_kept(tmp_path):
     )
     frame_strip.main(
         frame_strip.Args(
-            video=str(video), out=str(tmp_path / "docs" / "figures" / "demo_strip.png"), frames=4, height=32
+            video=str(video),
+            out=str(tmp_path / "docs" / "figures" / "demo_strip.png"),
+            frames=4,
+            height=32,
+            label="The recipe's last policy, training seed 3",
         )
     )
     make_report.main(_args(tmp_path))
     demo = (tmp_path / "README.md").read_text().split("demo -->")[1].split(make_report.BLOCK_END)[0]
     assert "![a policy of ours, frame by frame](docs/figures/demo_strip.png)" in demo
     assert "`bc.py` policy `best.pt` on PickCube-v1, evaluate.py seed 0, success_once 0.75 over 4 episodes" in demo
+    assert "episodes (CPU" in demo and ". The recipe's last policy, training seed 3." in demo
     videos = (tmp_path / "docs" / "report.md").read_text().split("## 6. Videos")[1].split("## References")[0]
     assert "](figures/demo_strip.png)" in videos and "success_once 0.75" in videos
 
@@ -486,7 +496,7 @@ def test_committed_report_and_readme_are_what_results_render(tmp_path):
     """docs/report.md and README.md's generated blocks are exactly what the committed results/ render to
     (fails after a CSV changed without `make report`); no machine-local path in them."""
     shutil.copytree(REPO_ROOT / "results", tmp_path / "results")
-    (tmp_path / "docs").mkdir()
+    shutil.copytree(REPO_ROOT / "docs" / "figures", tmp_path / "docs" / "figures")  # the frame strip is an input
     for page in (REPO_ROOT / "docs").glob("*.md"):
         shutil.copy(page, tmp_path / "docs" / page.name)
     shutil.copy(REPO_ROOT / "README.md", tmp_path / "README.md")
