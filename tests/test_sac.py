@@ -532,7 +532,7 @@ def test_sac_rgb_update_trains_encoder_only_through_the_critic():
     logs = update_actor(out)
     assert all(torch.equal(a, b) for a, b in zip(enc1, policy.encoder.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(head0, policy.actor.parameters()))
-    assert set(logs.keys()) == {"actor_loss", "alpha", "alpha_loss", "bc_loss", "bc_coef"}
+    assert set(logs.keys()) == {"actor_loss", "alpha", "alpha_loss", "bc_loss", "bc_coef", "residual_l2"}
     assert set(out.keys()) >= {"qf1_loss", "qf2_loss", "qf1_values", "qf2_values"}
 
 
