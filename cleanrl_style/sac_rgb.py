@@ -458,8 +458,7 @@ def main(args: Args):
     policy = PixelPolicy(**model_kwargs).to(device)
     if base is not None:  # the actor outputs the correction, in [-scale, scale], starting at zero
         bound = torch.full_like(envs.action_low, args.residual_scale)
-        policy.actor.set_action_bounds(-bound, bound)
-        residual_lib.zero_residual(policy.actor)
+        policy.actor.set_action_bounds(-bound, bound).zero_mean()
     else:
         policy.actor.set_action_bounds(envs.action_low, envs.action_high)
     loaded = (

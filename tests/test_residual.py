@@ -45,7 +45,7 @@ def test_a_fresh_residual_policy_acts_exactly_as_its_base():
     learner = sac_rgb.PixelPolicy(3, 36, 36, STATE_DIM + ACTION_DIM, ACTION_DIM, 16, 16, STATE_DIM + ACTION_DIM)
     bound = torch.full((ACTION_DIM,), 0.2)
     learner.actor.set_action_bounds(-bound, bound)
-    residual.zero_residual(learner.actor)
+    learner.actor.zero_mean()
     low, high = -torch.ones(ACTION_DIM), torch.ones(ACTION_DIM)
     policy = residual.ResidualPolicy(base, learner.deterministic, low, high)
     for episode in range(2):

@@ -184,6 +184,16 @@ class Actor(nn.Module):
         last.bias[a:].fill_(math.atanh(2 * (log_std - LOG_STD_MIN) / (LOG_STD_MAX - LOG_STD_MIN) - 1))
         return self
 
+    @torch.no_grad()
+    def zero_mean(self) -> "Actor":
+        """Zero the mean outputs' weights and biases, so the deterministic action is exactly the centre of
+        the bounds for every input (sac_rgb.py --residual-of: a correction that starts at none)."""
+        last = self.net[-1]
+        a = last.out_features // 2
+        last.weight[:a].zero_()
+        last.bias[:a].zero_()
+        return self
+
     def fix_log_std(self, log_std: float) -> "Actor":
         """set_log_std, and keep it there (--fixed-log-std): gradient hooks zero the log-std rows' gradients
         of the output layer, so no optimizer step moves them (Adam's moments stay 0 for those rows) while

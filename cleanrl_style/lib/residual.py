@@ -5,8 +5,8 @@ Gaussian BC policy cannot match on motion-planning demos); it stays frozen. SAC 
 on top of it: the executed action is clip(base(obs) + r(obs, base(obs))), with r in [-scale, scale]. The
 learner sees the base action as part of its state (the env state with the base action appended), so the
 critics, the replay buffer and the updates are SAC's own over an augmented observation, and the residual
-action is what they store and optimise. The residual's mean head starts at zero: before any update the
-policy is the base policy itself (the first point of the curve).
+action is what they store and optimise. The residual's mean head starts at zero (nets.Actor.zero_mean):
+before any update the policy is the base policy itself (the first point of the curve).
 
 The base may be stateful (observation history, temporal ensembling of chunks): it is called once per env
 step in order and `reset()` when the episodes end. That needs every env to end its episode at the same
@@ -63,16 +63,6 @@ def augment(obs: dict, base_action: torch.Tensor) -> dict:
     return dict(obs, state=torch.cat([obs["state"], base_action.to(obs["state"].device, obs["state"].dtype)], -1))
 
 
-@torch.no_grad()
-def zero_residual(actor: nn.Module) -> None:
-    """Zero the actor's mean outputs (lib/nets.Actor: the first half of its last layer), so its
-    deterministic action is exactly the centre of its bounds: no correction."""
-    last = actor.net[-1]
-    a = last.out_features // 2
-    last.weight[:a].zero_()
-    last.bias[:a].zero_()
-
-
 class ResidualPolicy(nn.Module):
     """The deployable policy: base action plus the residual's deterministic correction, clipped to the
     env's bounds. `reset()` resets the base (evaluate() calls it after every env reset)."""
@@ -96,10 +86,8 @@ class ResidualPolicy(nn.Module):
 
 def combine(base_action: torch.Tensor, correction: torch.Tensor, low: torch.Tensor, high: torch.Tensor):
     """The executed action: base + correction, inside the env's action bounds."""
-    correction = correction.to(base_action.device)
-    return torch.maximum(
-        torch.minimum(base_action + correction, high.to(base_action.device)), low.to(base_action.device)
-    )
+    dev = base_action.device
+    return torch.clamp(base_action + correction.to(dev), low.to(dev), high.to(dev))
 
 
 def check_episodes_end_together(done: torch.Tensor) -> bool:
