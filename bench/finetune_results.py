@@ -223,11 +223,16 @@ def _resolve_init(init_from: str, bc_runs: dict[str, Path]) -> Optional[Path]:
     return bc_runs.get(p.parent.name)
 
 
+def start_checkpoint(cfg: dict) -> Optional[str]:
+    """The checkpoint a run started from: --init-from, or the frozen base of --residual-of (None: neither)."""
+    a = cfg.get("args") or {}
+    return a.get("init_from") or a.get("residual_of")
+
+
 def pretrain_seconds(cfg: dict, run_dir: Path, bc_runs: dict[str, Path]) -> float:
     """Training time of the checkpoint the run started from (--init-from, or the base of --residual-of;
     0 without either, NaN if not found)."""
-    a = cfg.get("args") or {}
-    init_from = a.get("init_from") or a.get("residual_of")
+    init_from = start_checkpoint(cfg)
     if not init_from:
         return 0.0
     init_run = _resolve_init(str(init_from), bc_runs)
@@ -250,7 +255,7 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
     """(results line, curve lines) of one finished run."""
     a = cfg.get("args") or {}
     final = _load_json(run_dir / "final_eval.json") or {}
-    start_from = a.get("init_from") or a.get("residual_of")  # the checkpoint the run started from
+    start_from = start_checkpoint(cfg)
     test_path, test = held_out_eval(run_dir, test_seed)
     src = test if test is not None else final
     seeds = src.get("seeds") or []
@@ -283,9 +288,8 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
         resumed=_resumed(cfg),
         command=command_of(cfg),
     )
-    if (
-        row in reproduce.BC_ROWS
-    ):  # the policy alone: no env steps; its in-training evals count gradient steps, not env steps
+    # the policy alone: no env steps; its in-training evals count gradient steps, not env steps
+    if row in reproduce.BC_ROWS:
         return dict(
             line,
             env_steps=0,
