@@ -421,6 +421,38 @@ def test_rendering_twice_changes_no_byte(tmp_path, capsys):
     assert {p: p.read_bytes() for p in sorted(p for p in tmp_path.rglob("*") if p.is_file())} == before
 
 
+def test_readme_headline_puts_the_residual_row_under_its_chunking_base(tmp_path):
+    res = _results(tmp_path)
+    base = _finetune_rows()[0]
+    extra = [
+        dict(
+            base,
+            row=r,
+            seed=seed,
+            final_success_once=v,
+            run_dir=f"runs/ft/{r}/seed{seed}",
+            env_steps=steps,
+            script=script,
+        )
+        for r, steps, script, finals in (
+            ("bc_chunk", 0, "bc", (0.6, 0.7, 0.8)),
+            ("residual", 2000, "sac_rgb", (0.9, 0.7)),
+        )
+        for seed, v in enumerate(finals, 1)
+    ]
+    _shared.append_rows(res / make_report.FINETUNE_CSV, finetune_results.COLUMNS, extra)
+    make_report.main(_args(tmp_path))
+    headline = (tmp_path / "README.md").read_text().split("headline -->")[1].split(make_report.BLOCK_END)[0]
+    chunk = (
+        "| its base: `bc.py --policy chunk` from rgb, PickCube-v1 (the fine-tuning `bc_chunk` row) | 0.70 ± 0.10 (n=3)"
+    )
+    residual = "BC -> RL residual on the frozen chunking policy (`--residual-of`), PickCube-v1 from RGB, 2k env steps"
+    assert chunk in headline and f"{residual} | 0.80 ± 0.14 (n=2)" in headline
+    # the base right above its residual, and both after the recipe's pair
+    assert headline.index("BC -> RL fine-tuning (the recipe)") < headline.index(chunk) < headline.index(residual)
+    _assert_every_number_is_cited(headline, res)
+
+
 def test_readme_blocks_are_rendered_and_the_rest_kept(tmp_path):
     res = _results(tmp_path)
     make_report.main(_args(tmp_path))
