@@ -119,14 +119,16 @@ def make_sac_updates(
         qs = qnets.q_frozen(feat, action)
         q = qs.mean(0) if num_q > 2 else qs.min(0).values
         actor_loss = (alpha * log_prob - q).mean()
+        # the deterministic action, once, for the terms that weigh it
+        mu = actor.deterministic(actor_feat) if bc_enabled or residual_penalty > 0 else None
         bc_loss = torch.zeros((), device=device)
         if bc_enabled:  # on the demo rows only; mixed_sample puts them in every batch
             w = critic_out["demo"].float()
-            err = (actor.deterministic(actor_feat) - critic_out["action"]).pow(2).sum(-1)
+            err = (mu - critic_out["action"]).pow(2).sum(-1)
             bc_loss = (err * w).sum() / w.sum().clamp_min(1.0)
         residual_l2 = torch.zeros((), device=device)
         if residual_penalty > 0:  # the correction's size in units of its bound, on every row
-            residual_l2 = (actor.deterministic(actor_feat) / actor.action_scale).pow(2).sum(-1).mean()
+            residual_l2 = (mu / actor.action_scale).pow(2).sum(-1).mean()
         actor_optimizer.zero_grad()
         (actor_loss + bc_coef * bc_loss + residual_penalty * residual_l2).backward()
         actor_optimizer.step()
