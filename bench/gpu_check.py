@@ -24,6 +24,9 @@ out-of-memory in one check does not end the others):
                       CPU sim; pass = exit 0 and best.pt written
   eval_memory         10 evaluations (32 episodes, 16 eval envs, rgb, reconfigure=True) on one env; pass =
                       device memory used after the last exceeds that after the 2nd by < 256 MB
+  finetune            BC -> RL from pixels on the GPU sim: 2 demos converted to rgb 64, bc.py gaussian and
+                      chunking policies (learner on CUDA), then sac_rgb.py at 512 envs with --init-from +
+                      --demos (the recipe) and with --residual-of; pass = exit 0 and both final_eval.json
   env_fps, train_sps  the headline benchmark rows (reduced env_fps grid; train_sps ppo and ppo_rgb, all
                       modes), appended by bench/env_fps.py and bench/train_sps.py next to --out
 
@@ -83,6 +86,7 @@ NO_CUDA = (
 RESULT_TAG = "gpu-check-result:"  # the line an in-process check prints last: RESULT_TAG {"name", "ok", "detail"}
 ENV_ID = "PickCube"
 MODES = ("eager", "cudagraphs", "compile")  # launch order: compile (the slowest) last
+LATEST = "@latest:"  # a check step's argument resolved when the step starts: finetune_commands, resolve_latest
 MODE_FLAGS = {"eager": (), "compile": ("--compile",), "cudagraphs": ("--cudagraphs",)}
 # Per training run: parallel envs, env steps (a few iterations) and flags. Evaluation is kept cheap:
 # no periodic evaluation, 2 episodes on 2 eval envs at the end (final_eval.json).
@@ -136,8 +140,8 @@ def _slug(name: str, mode: str) -> str:
 @dataclass(frozen=True)
 class Check:
     """One row of the plan. kind: inproc (steps are `--run-check` parts, all run, each prints a result
-    line), train (a training run), bc (collect demos, then bc.py), bench (a bench/ script appending rows to
-    `csv`), exit (pass iff every step exits 0)."""
+    line), train (a training run), bc (collect demos, then bc.py), finetune (demos, BC, two fine-tuning runs),
+    bench (a bench/ script appending rows to `csv`), exit (pass iff every step exits 0)."""
 
     name: str
     mode: str
@@ -218,6 +222,62 @@ def _train_check(py: str, work: str, script: str, mode: str, label: str, changes
     return Check(script, label, "train", est, timeout, (cmd,))
 
 
+def finetune_commands(py: str, work: str) -> tuple[tuple[str, ...], ...]:
+    """The finetune check: BC -> RL fine-tuning from 64x64 RGB on the GPU sim, both ways of docs/finetune.md,
+    with the CPU pipeline's row flags (configs/finetune/pickcube_rgb64_cpu.sh) at 512 envs. The 2 carried raw
+    demos (scripts/gpu_extras.sh; else collected, which needs mplib) are converted to rgb 64 on the CPU sim
+    with the GPU renderer; bc.py trains on them (learner on CUDA) a gaussian policy (the recipe's start) and
+    a chunking one (the residual's base); sac_rgb.py starts from each. A step's `@latest:` argument is the
+    newest file matching the glob when the step starts (the BC run directory's name has a timestamp)."""
+    d = f"{work}/finetune"
+    carried = _shared.REPO_ROOT / ".gpu" / "demos"
+    demos = str(carried) if (carried / f"{ENV_ID}-v1" / "motionplanning" / "trajectory.h5").is_file() else f"{d}/demos"
+    rgb = f"{demos}/{ENV_ID}-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
+    collect = (py, "cleanrl_style/collect_demos.py", "--env-id", ENV_ID, "--num-demos", "2", "--out-dir", demos)
+    collect += ("--obs-mode", "rgb", "--image-size", "64", "--control-mode", "pd_ee_delta_pos", "--num-procs", "1")
+    steps = [collect + ("--convert-only",) if demos != f"{d}/demos" else collect]
+    common = ("--total-iters", "50", "--eval-freq", "25", "--num-eval-episodes", "2", "--num-eval-envs", "1")
+    for name, policy in (("bc_gaussian", ("--policy", "gaussian")), ("bc_chunk", ("--aux-coef", "10"))):
+        steps.append(
+            (py, "cleanrl_style/bc.py", "--env-id", ENV_ID, "--obs-mode", "rgb", "--demo-path", rgb, *policy)
+            + ("--sim-backend", "cpu", *common, "--runs-dir", f"{d}/{name}", "--exp-name", f"gpu_check_{name}")
+        )
+    num_envs, total, flags = TRAIN["sac_rgb"]
+    rl = (py, "cleanrl_style/sac_rgb.py", "--env-id", ENV_ID, "--control-mode", "pd_ee_delta_pos")
+    rl += ("--num-envs", str(num_envs), "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "2")
+    rl += ("--num-eval-episodes", "2", "--seed", "1", "--sim-backend", "gpu", *flags, "--num-q", "10")
+    steps.append(
+        rl
+        + ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb, "--bc-coef", "20")
+        + ("--critic-warmup-steps", "64", "--fixed-log-std", "-3", "--no-autotune", "--alpha", "0")
+        + ("--critic-encoder", "separate", "--policy-lr", "1e-4", "--runs-dir", f"{d}/rl/recipe")
+        + ("--exp-name", "gpu_check_recipe")
+    )
+    steps.append(
+        rl
+        + ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt", "--residual-scale", "0.2", "--residual-penalty", "1")
+        + ("--fixed-log-std", "-1.5", "--no-autotune", "--alpha", "0", "--policy-lr", "1e-4")
+        + ("--runs-dir", f"{d}/rl/residual", "--exp-name", "gpu_check_residual")
+    )
+    return tuple(steps)
+
+
+def resolve_latest(cmd: Sequence[str]) -> tuple[str, ...]:
+    """`cmd` with every `@latest:GLOB` argument replaced by the newest file matching GLOB (relative paths
+    from the repository root); UserError when none matches."""
+    out = []
+    for a in cmd:
+        if a.startswith(LATEST):
+            pattern = a[len(LATEST) :]
+            root = Path("/") if Path(pattern).is_absolute() else _shared.REPO_ROOT
+            found = sorted(root.glob(pattern.lstrip("/")), key=lambda p: p.stat().st_mtime)
+            if not found:
+                raise UserError(f"no file matches {pattern} (the step that writes it did not)")
+            a = str(found[-1])
+        out.append(a)
+    return tuple(out)
+
+
 def build_checks(py: str, work: str, results_dir: str) -> list[Check]:
     """Every check in priority order; `work` is the folder for logs and run outputs, `results_dir` where the
     bench scripts append their rows. Training scripts missing from cleanrl_style/ are left out."""
@@ -256,6 +316,8 @@ def build_checks(py: str, work: str, results_dir: str) -> list[Check]:
         steps = (bc,) if carried.is_file() else (collect, bc)
         checks.append(Check("bc_cpu_eval", "", "bc", 120, 360, steps))
     checks.append(Check("eval_memory", "", "inproc", 90, 240, inproc("eval_memory")))
+    if all(_shared.script_path(s).is_file() for s in ("collect_demos", "bc", "sac_rgb")):
+        checks.append(Check("finetune", "", "finetune", 240, 540, finetune_commands(py, work)))
     for mode in MODES[1:]:
         train_checks(mode)
     env_fps_csv, train_sps_csv = f"{results_dir}/env_fps.csv", f"{results_dir}/train_sps.csv"
@@ -358,6 +420,12 @@ def run_steps(check: Check, timeout_s: float, out_dir: Path) -> list[Step]:
     for i, cmd in enumerate(check.commands, 1):
         log = out_dir / f"step{i}.log"
         with open(log, "w") as f:
+            try:
+                cmd = resolve_latest(cmd)
+            except UserError as e:
+                f.write(f"$ {shlex.join(cmd)}\nerror: {e}\n")
+                steps.append(Step(cmd, 1, log))
+                break
             f.write(f"$ {shlex.join(cmd)}\n")
             f.flush()
             proc = subprocess.Popen(
@@ -452,6 +520,15 @@ def judge(check: Check, out_dir: Path, steps: list[Step], csv_rows_before: int =
         final = best[-1].parent / "final_eval.json"
         success = json.loads(final.read_text()).get("success_once") if final.is_file() else None
         return "pass", "best.pt written" + (f"; final success_once {success:.2f}" if success is not None else "")
+    if check.kind == "finetune":
+        parts = []
+        for row in ("recipe", "residual"):
+            runs = sorted((out_dir / "rl" / row).glob("*/final_eval.json"))
+            if not runs:
+                return "fail", f"exit code 0 but the {row} run wrote no final_eval.json"
+            sps = last_metric(runs[-1].parent / "metrics.csv", "time/sps")
+            parts.append(f"{row} sps {_rate(sps)}" if sps is not None else f"{row} final_eval.json written")
+        return "pass", "; ".join(parts)
     if check.kind == "bench":
         return bench_verdict(check.name, _shared.read_rows(_shared.REPO_ROOT / check.csv)[csv_rows_before:])
     raise ValueError(f"unknown check kind {check.kind}")
@@ -901,6 +978,9 @@ WHAT = {
     "sac_rgb": "rgb 64, 512 envs, 6 iterations (eager-buffer-cpu: `--buffer-device cpu`): as ppo",
     "bc_cpu_eval": "2 motion-planning demos on the CPU sim, then bc.py with the learner on CUDA and evaluation on "
     "the CPU sim: exit 0 and best.pt",
+    "finetune": "2 carried demos converted to rgb 64 (CPU sim, GPU renderer); bc.py gaussian and chunking policies "
+    "(learner on CUDA); sac_rgb.py at 512 GPU envs from each, with the CPU pipeline's flags: --init-from + --demos "
+    "(the recipe) and --residual-of: exit 0 and both final_eval.json",
     "eval_memory": "10 evaluations (32 episodes on 16 eval envs, rgb, reconfigured each batch): device memory used "
     f"after the last exceeds that after the 2nd by < {EVAL_MEMORY_LIMIT_MB} MB",
     "env_fps": "bench/env_fps.py: state, rgb 64, rgb 128 x 256, 512, 1024 envs: rows without an error",

@@ -606,3 +606,49 @@ def test_explore_noise_bench_appends_one_row_per_setting(ft, tmp_path):
         written = list(csv.DictReader(f))
     assert len(written) == 4 and set(explore_noise.COLUMNS) <= set(written[0])
     assert all(r["episodes"] == "1" for r in written)
+
+
+@pytest.mark.slow
+def test_the_gpu_checks_finetune_chain_runs_here_on_the_cpu_sim(tmp_path):
+    """make gpu-check's finetune steps (bench/gpu_check.finetune_commands), with only the GPU-specific sizes
+    changed (cpu sim, 2 envs, a few steps): the flag combinations of the recipe and of the residual work
+    together, each step finds the one before it (`@latest:`), and the check's verdict is pass."""
+    import subprocess
+    import sys
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from bench import gpu_check
+
+    smaller = {
+        "--sim-backend": lambda script, v: "cpu" if script.endswith("sac_rgb.py") else v,
+        "--num-envs": lambda s, v: "2",
+        "--total-timesteps": lambda s, v: "24",
+        "--learning-starts": lambda s, v: "8",
+        "--buffer-size": lambda s, v: "200",
+        "--log-freq": lambda s, v: "12",
+        "--critic-warmup-steps": lambda s, v: "2",
+        "--num-q": lambda s, v: "2",
+        "--total-iters": lambda s, v: "4",
+        "--eval-freq": lambda s, v: "0" if s.endswith("sac_rgb.py") else "2",
+        "--num-eval-episodes": lambda s, v: "1",
+    }
+    (check,) = [c for c in gpu_check.build_checks(sys.executable, str(tmp_path), "results") if c.name == "finetune"]
+    assert [c[1] for c in check.commands] == ["cleanrl_style/collect_demos.py"] + ["cleanrl_style/bc.py"] * 2 + [
+        "cleanrl_style/sac_rgb.py"
+    ] * 2
+    for cmd in check.commands:
+        cmd = list(gpu_check.resolve_latest(cmd))
+        for i in range(2, len(cmd) - 1):
+            if cmd[i] in smaller:
+                cmd[i + 1] = smaller[cmd[i]](cmd[1], cmd[i + 1])
+        p = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0, (cmd, p.stdout[-2000:], p.stderr[-3000:])
+    out = tmp_path / "finetune"
+    status, detail = gpu_check.judge(check, out, [gpu_check.Step(c, 0, tmp_path / "x") for c in check.commands])
+    assert status == "pass", detail
+    recipe = load_checkpoint(next((out / "rl" / "recipe").glob("*/last.pt")))
+    assert recipe["args"]["init_from"].endswith("last.pt") and recipe["args"]["demos"]
+    residual = load_checkpoint(next((out / "rl" / "residual").glob("*/last.pt")))
+    assert "residual_base" in residual["extra"]

@@ -36,6 +36,7 @@ CHECK_NAMES = (
     "sac_rgb",
     "bc_cpu_eval",
     "eval_memory",
+    "finetune",
     "env_fps",
     "train_sps",
 )
@@ -77,6 +78,8 @@ def test_dry_run_lists_every_check_and_its_command_lines():
     expected = [n for n in CHECK_NAMES if n not in TRAIN_SCRIPTS or _exists(n)]
     if not (_exists("bc") and _exists("collect_demos")):
         expected.remove("bc_cpu_eval")
+    if not (_exists("bc") and _exists("collect_demos") and _exists("sac_rgb")):
+        expected.remove("finetune")
     assert list(dict.fromkeys(names)) == expected  # every check, in priority order
     assert all(int(est) <= int(timeout) for _, est, timeout in entries)
     commands = [ln.strip()[2:] for ln in out.splitlines() if ln.strip().startswith("$ ")]
@@ -260,6 +263,39 @@ def test_run_one_pass_fail_timeout_and_budget_cut(tmp_path, capsys):
     assert r.status == "timeout" and r.detail.startswith("stopped at the end of the budget after 1 s")
 
 
+def test_latest_arguments_resolve_to_the_newest_match_or_fail_the_step(tmp_path):
+    py = sys.executable
+    for i, name in enumerate(("a", "b")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "last.pt").write_text(name)
+        os.utime(tmp_path / name / "last.pt", (1_000_000 + i, 1_000_000 + i))
+    pattern = f"{gpu_check.LATEST}{tmp_path}/*/last.pt"
+    assert gpu_check.resolve_latest(("x", "--init-from", pattern)) == (
+        "x",
+        "--init-from",
+        str(tmp_path / "b" / "last.pt"),
+    )
+    with pytest.raises(UserError, match=r"no file matches .*/nothing/\*\.pt"):
+        gpu_check.resolve_latest(("x", f"{gpu_check.LATEST}{tmp_path}/nothing/*.pt"))
+
+    marker = tmp_path / "ran"
+    steps = (
+        (py, "-c", "print('first')"),
+        (py, "-c", f"open({str(marker)!r}, 'w').write('x')", f"{gpu_check.LATEST}{tmp_path}/none/*.pt"),
+    )
+    r = gpu_check.run_one(Check("chain", "", "exit", 1, 30, steps), 30, tmp_path / "work")
+    assert r.status == "fail" and "no file matches" in r.detail and "none/*.pt" in r.detail
+    assert not marker.exists()  # the step with an unresolved argument never started
+    r = gpu_check.run_one(
+        Check("chain2", "", "exit", 1, 30, ((py, "-c", "import sys; print(sys.argv[1])", pattern),)),
+        30,
+        tmp_path / "w2",
+    )
+    assert (
+        r.status == "pass" and str(tmp_path / "b" / "last.pt") in (tmp_path / "w2" / "chain2" / "step1.log").read_text()
+    )
+
+
 def test_old_outputs_cannot_make_a_check_pass(tmp_path):
     stale = tmp_path / "ppo_eager" / "runs" / "old"
     stale.mkdir(parents=True)
@@ -292,6 +328,31 @@ def test_verdict_of_a_training_run(tmp_path):
     assert gpu_check.judge(check, tmp_path, crashed) == ("fail", "exit code 1: RuntimeError: CUDA error: out of memory")
     hung = [_step(tmp_path, "s", "$ cmd\nstep 10\r 20%|##    |\r 40%|####  |", None)]
     assert gpu_check.judge(check, tmp_path, hung) == ("timeout", "40%|####  |")  # progress bars split lines
+
+
+def test_verdict_of_the_finetune_check(tmp_path):
+    check = gpu_check.Check("finetune", "", "finetune", 1, 1, (("python", "cleanrl_style/sac_rgb.py"),) * 2)
+    steps = [_step(tmp_path, "s", "$ cmd\n", 0)] * 2
+    for row in ("recipe", "residual"):
+        (tmp_path / "rl" / row / "r").mkdir(parents=True)
+    assert gpu_check.judge(check, tmp_path, steps) == (
+        "fail",
+        "exit code 0 but the recipe run wrote no final_eval.json",
+    )
+    (tmp_path / "rl" / "recipe" / "r" / "final_eval.json").write_text("{}")
+    assert gpu_check.judge(check, tmp_path, steps) == (
+        "fail",
+        "exit code 0 but the residual run wrote no final_eval.json",
+    )
+    (tmp_path / "rl" / "residual" / "r" / "final_eval.json").write_text("{}")
+    with open(tmp_path / "rl" / "residual" / "r" / "metrics.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["step", "wall_time", "name", "value"], [3072, 1.0, "time/sps", 2500]])
+    assert gpu_check.judge(check, tmp_path, steps) == ("pass", "recipe final_eval.json written; residual sps 2.5k")
+    failed = [
+        _step(tmp_path, "s", "$ cmd\n", 0),
+        _step(tmp_path, "t", "$ cmd\nerror: boom\n", 1, ("python", "cleanrl_style/sac_rgb.py")),
+    ]
+    assert gpu_check.judge(check, tmp_path, failed) == ("fail", "sac_rgb.py: exit code 1: error: boom")
 
 
 def test_verdict_of_bc_and_of_in_process_checks(tmp_path):
