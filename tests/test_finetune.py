@@ -459,7 +459,8 @@ def test_tiny_finetune_run_writes_checkpoints_that_evaluate_reloads(ft, tmp_path
     assert "policy of a SAC checkpoint with its critics and temperature" in q.stdout
 
 
-def test_finetune_gpu_config_parses_and_names_its_tier():
+@pytest.mark.parametrize("name", ["pickcube_rgb64_gpu", "pickcube_rgb64_residual_gpu"])
+def test_finetune_gpu_configs_parse_and_name_their_tier(name):
     import re
     import shlex
 
@@ -467,11 +468,16 @@ def test_finetune_gpu_config_parses_and_names_its_tier():
 
     from cleanrl_style.lib.runs import REPO_ROOT
 
-    text = (REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_gpu.args").read_text()
+    text = (REPO_ROOT / "configs" / "finetune" / f"{name}.args").read_text()
     assert re.search(r"^# tier: gpu$", text, re.M) and "NOT YET MEASURED" in text
     flags = [tok for line in text.splitlines() if not line.strip().startswith("#") for tok in shlex.split(line)]
     args = tyro.cli(sac_rgb.Args, args=flags)
-    assert (args.num_envs, args.critic_encoder, args.num_q) == (512, "separate", 10) and args.demos
+    assert (args.num_envs, args.num_q, args.max_episode_steps) == (512, 10, 100)
+    if name == "pickcube_rgb64_gpu":  # the recipe: the BC start comes on the command line
+        assert args.critic_encoder == "separate" and args.demos and args.bc_coef == 20
+    else:  # the residual: its base comes on the command line; the CPU row's flags
+        assert (args.residual_scale, args.residual_penalty, args.fixed_log_std) == (0.2, 1.0, -1.5)
+        assert not args.demos and not args.partial_reset and args.alpha == 0 and not args.autotune
 
 
 def test_finetune_cpu_pipeline_refuses_an_unknown_row(tmp_path):
