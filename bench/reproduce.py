@@ -812,6 +812,105 @@ def aug_table(rows: list[dict]) -> list[str]:
     return out[:-1]
 
 
+def _fmt_rate(x: float) -> str:
+    """Frames/s with the digits that mean something: 6,094 / 991 / 16.3 / 4.2."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def _loads_and_commits(rs: list[dict]) -> tuple[str, str]:
+    f = _shared.to_float
+    loads = [f(r.get("load1")) for r in rs if f(r.get("load1")) == f(r.get("load1"))]
+    commits = ", ".join(sorted({r["commit"][:7] for r in rs if r.get("commit")})) or "unknown"
+    return (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "unknown"), commits
+
+
+def encoder_throughput_table(rows: list[dict]) -> list[str]:
+    """Markdown lines of a bench/encoder_throughput.py CSV: per (device, batch, torch threads), frames/s
+    (median over the rows of a setting) with (encoder, adapter, input size) as rows and the modes as
+    columns; a row's notes (e.g. a shared machine) are listed under its table."""
+    f = _shared.to_float
+    modes_order = ("forward", "train-frozen", "train")
+    out: list[str] = []
+    groups = dict.fromkeys((r.get("device", ""), r.get("batch", ""), r.get("torch_threads", "")) for r in rows)
+    for device, batch, threads in groups:
+        rs = [
+            r
+            for r in rows
+            if (r.get("device", ""), r.get("batch", ""), r.get("torch_threads", "")) == (device, batch, threads)
+            and f(r.get("frames_per_s")) > 0
+        ]
+        if not rs:
+            continue
+        present = {r.get("mode") for r in rs}
+        modes = [m for m in modes_order if m in present] + sorted(present - set(modes_order))
+        load, commits = _loads_and_commits(rs)
+        out += [
+            f"**{device}**, batch {batch}, {threads} torch thread(s): frames/s (median over runs), 1-minute load "
+            f"average {load}, commit {commits}:",
+            "",
+            "| encoder | adapter | camera | input | " + " | ".join(modes) + " |",
+            "|---|---|---:|---:|" + "---:|" * len(modes),
+        ]
+        settings = dict.fromkeys((r.get("encoder"), r.get("adapter"), r.get("camera"), r.get("input_size")) for r in rs)
+        for enc, adapter, camera, size in settings:
+            cells = []
+            for m in modes:
+                vals = [
+                    f(r["frames_per_s"])
+                    for r in rs
+                    if (r.get("encoder"), r.get("adapter"), r.get("camera"), r.get("input_size"), r.get("mode"))
+                    == (enc, adapter, camera, size, m)
+                ]
+                cells.append(_fmt_rate(statistics.median(vals)) if vals else "–")
+            out.append(f"| {enc} | {adapter} | {camera} | {size} | " + " | ".join(cells) + " |")
+        notes = sorted({r["notes"] for r in rs if r.get("notes")})
+        out += [""] + [f"Note: {n}." for n in notes] + ([""] if notes else [])
+    return out[:-1] if out else out
+
+
+def feature_cache_table(rows: list[dict]) -> list[str]:
+    """Markdown lines of the feature-cache timing CSV (results/encoder_feature_cache_*.csv): per (device,
+    script, encoder, input, adapter), one line per pair of back-to-back runs, with and without the cache,
+    and the update-phase speed-up of each pair."""
+    f = _shared.to_float
+    out: list[str] = []
+    keys = dict.fromkeys(
+        (r.get("device", ""), r.get("script"), r.get("encoder"), r.get("input_size"), r.get("adapter")) for r in rows
+    )
+    for device, script, enc, size, adapter in keys:
+        rs = [
+            r
+            for r in rows
+            if (r.get("device", ""), r.get("script"), r.get("encoder"), r.get("input_size"), r.get("adapter"))
+            == (device, script, enc, size, adapter)
+        ]
+        load, commits = _loads_and_commits(rs)
+        out += [
+            f"**{device}**, {script}.py, frozen {enc} at {size} px, {adapter} adapter, 1-minute load average {load}, "
+            f"commit {commits}:",
+            "",
+            "| pair | cache | update phase (s / iteration) | rollout (s / iteration) | env steps/s at the end | "
+            "update speed-up |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        for pair in dict.fromkeys(r.get("pair") for r in rs):
+            by = {str(r.get("cache_features")).lower() == "true": r for r in rs if r.get("pair") == pair}
+            for cached in (True, False):
+                r = by.get(cached)
+                if r is None:
+                    continue
+                speedup = "–"
+                if cached and False in by and f(r.get("update_s_mean")) > 0:
+                    speedup = f"{f(by[False]['update_s_mean']) / f(r['update_s_mean']):.0f}x"
+                out.append(
+                    f"| {pair} | {'on' if cached else 'off'} | {f(r.get('update_s_mean')):.3f} | "
+                    f"{f(r.get('rollout_s_mean')):.2f} | {f(r.get('sps_final')):.2f} | {speedup} |"
+                )
+        cmd = next((r["command"] for r in rs if r.get("command")), "")
+        out += [""] + ([f"Command: `{cmd}`", ""] if cmd else [])
+    return out[:-1] if out else out
+
+
 # the rows of the fine-tuning experiment (bench/finetune_results.py decides a run's row from its flags)
 FINETUNE_ROWS = {
     "bc": "the BC policy alone (bc.py --policy gaussian), no RL",
@@ -1065,6 +1164,8 @@ BLOCK_KINDS = {
     "finetune": (finetune_table, "bench/finetune_results.py"),
     "generalization": (generalization_table, "bench/generalization_results.py"),
     "encoders": (encoder_ladder_table, "bench/encoder_ladder_results.py"),
+    "encoder_throughput": (encoder_throughput_table, "bench/encoder_throughput.py"),
+    "feature_cache": (feature_cache_table, "ppo_rgb.py timing"),
 }
 # kinds whose table says which rows have not run yet, even for a header-only CSV
 RENDERS_EMPTY = ("finetune", "generalization", "encoders")

@@ -888,6 +888,48 @@ def test_aug_table_pivots_the_median_of_each_setting():
                          "| 128x128 | 256 | 50 | – |"]  # fmt: skip
 
 
+def test_encoder_throughput_table_pivots_modes_per_encoder_and_keeps_the_notes():
+    base = dict(device=CPU, commit="abcdef1234", batch="8", torch_threads="1", load1="2.5", adapter="attn-pool")
+    rows = [
+        dict(base, encoder="nature", adapter="fc", camera="64", input_size="64", mode="forward", frames_per_s="6093.7"),
+        dict(base, encoder="nature", adapter="fc", camera="64", input_size="64", mode="forward", frames_per_s="5000"),
+        dict(base, encoder="nature", adapter="fc", camera="64", input_size="64", mode="forward", frames_per_s="7000",
+             load1="4.25", notes="machine shared"),
+        dict(base, encoder="resnet18", camera="64", input_size="224", mode="train", frames_per_s="5.14"),
+        # a failed measurement (0 frames/s) is left out:
+        dict(base, encoder="resnet18", camera="64", input_size="224", mode="forward", frames_per_s="0"),
+    ]  # fmt: skip
+    lines = reproduce.encoder_throughput_table(rows)
+    assert lines[0].startswith(f"**{CPU}**, batch 8, 1 torch thread(s): frames/s (median over runs)")
+    assert "load average 2.5-4.2, commit abcdef1" in lines[0]
+    assert lines[2:6] == [
+        "| encoder | adapter | camera | input | forward | train |",
+        "|---|---|---:|---:|---:|---:|",
+        "| nature | fc | 64 | 64 | 6,094 | – |",  # the median of three runs
+        "| resnet18 | attn-pool | 64 | 224 | – | 5.1 |",
+    ]
+    assert lines[-1] == "Note: machine shared."
+    assert reproduce.encoder_throughput_table([]) == []
+
+
+def test_feature_cache_table_pairs_the_runs_and_computes_the_speedup():
+    base = dict(device=CPU, commit="abcdef1234", script="ppo_rgb", encoder="resnet18", input_size="224",
+                adapter="linear", load1="4", command="cleanrl_style/ppo_rgb.py --freeze-encoder")  # fmt: skip
+    rows = [
+        dict(base, pair="1", cache_features="True", update_s_mean="0.08", rollout_s_mean="2.5", sps_final="6"),
+        dict(base, pair="1", cache_features="False", update_s_mean="3.2", rollout_s_mean="1.6", sps_final="3.4"),
+        dict(base, pair="2", cache_features="True", update_s_mean="0.1", rollout_s_mean="2.6", sps_final="5.8"),
+    ]
+    lines = reproduce.feature_cache_table(rows)
+    assert lines[0].startswith(f"**{CPU}**, ppo_rgb.py, frozen resnet18 at 224 px, linear adapter")
+    assert lines[4:7] == [
+        "| 1 | on | 0.080 | 2.50 | 6.00 | 40x |",
+        "| 1 | off | 3.200 | 1.60 | 3.40 | – |",
+        "| 2 | on | 0.100 | 2.60 | 5.80 | – |",  # no run without the cache in pair 2: no speed-up claimed
+    ]
+    assert lines[-1] == "Command: `cleanrl_style/ppo_rgb.py --freeze-encoder`"
+
+
 LOCAL_PATH = re.compile(r"(?<![\w.~])/(tmp|work|root|home|Users|private|var/folders)/")
 
 
