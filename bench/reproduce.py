@@ -1165,7 +1165,7 @@ BLOCK_KINDS = {
     "generalization": (generalization_table, "bench/generalization_results.py"),
     "encoders": (encoder_ladder_table, "bench/encoder_ladder_results.py"),
     "encoder_throughput": (encoder_throughput_table, "bench/encoder_throughput.py"),
-    "feature_cache": (feature_cache_table, "ppo_rgb.py timing"),
+    "feature_cache": (feature_cache_table, "bench/feature_cache.py"),
 }
 # kinds whose table says which rows have not run yet, even for a header-only CSV
 RENDERS_EMPTY = ("finetune", "generalization", "encoders")

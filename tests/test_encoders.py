@@ -677,3 +677,33 @@ def test_throughput_bench_appends_one_row_per_setting(tmp_path):
     with open(out, newline="") as f:
         got = list(csv.DictReader(f))
     assert len(got) == 4 and all(float(r["frames_per_s"]) > 0 and r["notes"] == "test" and r["device"] for r in got)
+
+
+@pytest.mark.slow
+def test_feature_cache_bench_runs_pairs_and_appends_one_row_per_run(tmp_path):
+    sys.path.insert(0, str(REPO_ROOT))
+    from bench import feature_cache, reproduce
+
+    out = tmp_path / "cache.csv"
+    args = feature_cache.Args(
+        pairs=1, encoder="nature", encoder_image_size=None, image_size=36, num_steps=4, iterations=2,
+        update_epochs=2, sim_backend="cpu", notes="test", out=str(out),
+    )  # fmt: skip
+    rows = feature_cache.main(args)
+    assert [(r["pair"], r["cache_features"]) for r in rows] == [(1, True), (1, False)]
+    import csv
+
+    with open(out, newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == list(feature_cache.COLUMNS) and len(got) == 2
+    for r in got:
+        assert float(r["update_s_mean"]) > 0 and float(r["rollout_s_mean"]) > 0 and float(r["sps_final"]) > 0
+        assert r["command"].endswith("--freeze-encoder --[no-]cache-features") and "--runs-dir" not in r["command"]
+    table = reproduce.feature_cache_table(got)  # what docs/encoders.md renders from such rows
+    assert table[4].startswith("| 1 | on |") and table[4].endswith("x |") and table[5].startswith("| 1 | off |")
+
+
+def test_feature_cache_bench_refuses_bad_values():
+    p = run_script("bench/feature_cache.py", "--pairs", "0")
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "--pairs must be > 0")
