@@ -7,8 +7,9 @@
 #   2. bc.py --policy gaussian: the starting policy (skipped when OUT_DIR/bc/seed<SEED> holds one);
 #      row residual only: bc.py's action-chunking policy (the pixel defaults of configs/bc/pickcube_rgb64_cpu.sh,
 #      skipped when OUT_DIR/bc_chunk/seed<SEED> holds one), the frozen base of its correction;
-#   3. sac_rgb.py for the row ROW (default bc_init_demos, the recipe) with the same env-step budget for
-#      every row: bc_init_demos | bc_init | demos | scratch | residual;
+#   3. sac_rgb.py for the row ROW with the same env-step budget for every row: residual (the default: it
+#      lifted its frozen base on every seed and never fell below it, docs/finetune.md#which-one-to-use) |
+#      bc_init_demos (the recipe of the BC-init rows) | bc_init | demos | scratch;
 #   4. evaluate.py on the last policy: NUM_TEST episodes on held-out seeds (TEST_SEED.., never used by
 #      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)), and on the
 #      row's starting policy (the gaussian BC, or the chunking base of row residual), once per seed.
@@ -25,7 +26,7 @@ set -euo pipefail
 main() {
 OUT=${1:?usage: pickcube_rgb64_cpu.sh OUT_DIR [SEED] [ROW]}
 SEED=${2:-1}
-ROW=${3:-${ROW:-bc_init_demos}}
+ROW=${3:-${ROW:-residual}}
 NUM_DEMOS=${NUM_DEMOS:-500}
 STEPS=${STEPS:-30000}
 NUM_TEST=${NUM_TEST:-100}
