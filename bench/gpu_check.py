@@ -486,6 +486,14 @@ def last_metric(metrics_csv: Path, name: str) -> Optional[float]:
     return vals[-1] if vals else None
 
 
+def finished_run(runs_dir: Path) -> tuple[bool, Optional[float]]:
+    """Whether a run under runs_dir wrote final_eval.json, and the last time/sps of the newest such run."""
+    runs = sorted(runs_dir.glob("*/final_eval.json"))
+    if not runs:
+        return False, None
+    return True, last_metric(runs[-1].parent / "metrics.csv", "time/sps")
+
+
 def judge(check: Check, out_dir: Path, steps: list[Step], csv_rows_before: int = 0) -> tuple[str, str]:
     """(status, detail) of a finished check from its steps' exit codes, logs and outputs."""
     if steps and steps[-1].rc is None:
@@ -508,10 +516,9 @@ def judge(check: Check, out_dir: Path, steps: list[Step], csv_rows_before: int =
     if check.kind == "exit":
         return "pass", "exit code 0"
     if check.kind == "train":
-        runs = sorted((out_dir / "runs").glob("*/final_eval.json"))
-        if not runs:
+        finished, sps = finished_run(out_dir / "runs")
+        if not finished:
             return "fail", "exit code 0 but no final_eval.json was written"
-        sps = last_metric(runs[-1].parent / "metrics.csv", "time/sps")
         return "pass", f"sps {_rate(sps)}" if sps is not None else "final_eval.json written; no time/sps logged"
     if check.kind == "bc":
         best = sorted((out_dir / "runs").glob("*/best.pt"))
@@ -523,10 +530,9 @@ def judge(check: Check, out_dir: Path, steps: list[Step], csv_rows_before: int =
     if check.kind == "finetune":
         parts = []
         for row in ("recipe", "residual"):
-            runs = sorted((out_dir / "rl" / row).glob("*/final_eval.json"))
-            if not runs:
+            finished, sps = finished_run(out_dir / "rl" / row)
+            if not finished:
                 return "fail", f"exit code 0 but the {row} run wrote no final_eval.json"
-            sps = last_metric(runs[-1].parent / "metrics.csv", "time/sps")
             parts.append(f"{row} sps {_rate(sps)}" if sps is not None else f"{row} final_eval.json written")
         return "pass", "; ".join(parts)
     if check.kind == "bench":

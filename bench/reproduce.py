@@ -781,6 +781,18 @@ def bc_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _fmt_rate(x: float) -> str:
+    """Frames/s with the digits that mean something: 6,094 / 991 / 16.3 / 4.2."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
+
+
+def _loads_and_commits(rs: list[dict]) -> tuple[str, str]:
+    f = _shared.to_float
+    loads = [f(r.get("load1")) for r in rs if f(r.get("load1")) == f(r.get("load1"))]
+    commits = ", ".join(sorted({r["commit"][:7] for r in rs if r.get("commit")})) or "unknown"
+    return (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "unknown"), commits
+
+
 def aug_table(rows: list[dict]) -> list[str]:
     """Markdown lines of a bench/aug_throughput.py CSV: per device, images/s (median over the rows of a
     setting) with resolution x batch as rows and the implementations as columns, in CSV order."""
@@ -789,9 +801,7 @@ def aug_table(rows: list[dict]) -> list[str]:
     for device in dict.fromkeys(r.get("device", "") for r in rows):
         rs = [r for r in rows if r.get("device", "") == device and f(r.get("images_per_s")) > 0]
         impls = list(dict.fromkeys(r.get("impl", "?") for r in rs))
-        loads = [f(r.get("load1")) for r in rs if f(r.get("load1")) == f(r.get("load1"))]
-        commits = ", ".join(sorted({r["commit"][:7] for r in rs if r.get("commit")})) or "unknown"
-        load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "unknown"
+        load, commits = _loads_and_commits(rs)
         out += [
             f"**{device}**, images/s (median over runs), 1-minute load average {load}, commit {commits}:",
             "",
@@ -812,18 +822,6 @@ def aug_table(rows: list[dict]) -> list[str]:
     return out[:-1]
 
 
-def _fmt_rate(x: float) -> str:
-    """Frames/s with the digits that mean something: 6,094 / 991 / 16.3 / 4.2."""
-    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}"
-
-
-def _loads_and_commits(rs: list[dict]) -> tuple[str, str]:
-    f = _shared.to_float
-    loads = [f(r.get("load1")) for r in rs if f(r.get("load1")) == f(r.get("load1"))]
-    commits = ", ".join(sorted({r["commit"][:7] for r in rs if r.get("commit")})) or "unknown"
-    return (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "unknown"), commits
-
-
 def encoder_throughput_table(rows: list[dict]) -> list[str]:
     """Markdown lines of a bench/encoder_throughput.py CSV: per (device, batch, torch threads), frames/s
     (median over the rows of a setting) with (encoder, adapter, input size) as rows and the modes as
@@ -831,16 +829,11 @@ def encoder_throughput_table(rows: list[dict]) -> list[str]:
     f = _shared.to_float
     modes_order = ("forward", "train-frozen", "train")
     out: list[str] = []
-    groups = dict.fromkeys((r.get("device", ""), r.get("batch", ""), r.get("torch_threads", "")) for r in rows)
-    for device, batch, threads in groups:
-        rs = [
-            r
-            for r in rows
-            if (r.get("device", ""), r.get("batch", ""), r.get("torch_threads", "")) == (device, batch, threads)
-            and f(r.get("frames_per_s")) > 0
-        ]
-        if not rs:
-            continue
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if f(r.get("frames_per_s")) > 0:
+            groups.setdefault((r.get("device", ""), r.get("batch", ""), r.get("torch_threads", "")), []).append(r)
+    for (device, batch, threads), rs in groups.items():
         present = {r.get("mode") for r in rs}
         modes = [m for m in modes_order if m in present] + sorted(present - set(modes_order))
         load, commits = _loads_and_commits(rs)
@@ -851,17 +844,12 @@ def encoder_throughput_table(rows: list[dict]) -> list[str]:
             "| encoder | adapter | camera | input | " + " | ".join(modes) + " |",
             "|---|---|---:|---:|" + "---:|" * len(modes),
         ]
-        settings = dict.fromkeys((r.get("encoder"), r.get("adapter"), r.get("camera"), r.get("input_size")) for r in rs)
-        for enc, adapter, camera, size in settings:
-            cells = []
-            for m in modes:
-                vals = [
-                    f(r["frames_per_s"])
-                    for r in rs
-                    if (r.get("encoder"), r.get("adapter"), r.get("camera"), r.get("input_size"), r.get("mode"))
-                    == (enc, adapter, camera, size, m)
-                ]
-                cells.append(_fmt_rate(statistics.median(vals)) if vals else "–")
+        by_setting: dict[tuple, dict[str, list[float]]] = {}
+        for r in rs:
+            setting = (r.get("encoder"), r.get("adapter"), r.get("camera"), r.get("input_size"))
+            by_setting.setdefault(setting, {}).setdefault(r.get("mode"), []).append(f(r["frames_per_s"]))
+        for (enc, adapter, camera, size), vals in by_setting.items():
+            cells = [_fmt_rate(statistics.median(vals[m])) if m in vals else "–" for m in modes]
             out.append(f"| {enc} | {adapter} | {camera} | {size} | " + " | ".join(cells) + " |")
         notes = sorted({r["notes"] for r in rs if r.get("notes")})
         out += [""] + [f"Note: {n}." for n in notes] + ([""] if notes else [])
@@ -874,16 +862,11 @@ def feature_cache_table(rows: list[dict]) -> list[str]:
     and the update-phase speed-up of each pair."""
     f = _shared.to_float
     out: list[str] = []
-    keys = dict.fromkeys(
-        (r.get("device", ""), r.get("script"), r.get("encoder"), r.get("input_size"), r.get("adapter")) for r in rows
-    )
-    for device, script, enc, size, adapter in keys:
-        rs = [
-            r
-            for r in rows
-            if (r.get("device", ""), r.get("script"), r.get("encoder"), r.get("input_size"), r.get("adapter"))
-            == (device, script, enc, size, adapter)
-        ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = (r.get("device", ""), r.get("script"), r.get("encoder"), r.get("input_size"), r.get("adapter"))
+        groups.setdefault(key, []).append(r)
+    for (device, script, enc, size, adapter), rs in groups.items():
         load, commits = _loads_and_commits(rs)
         out += [
             f"**{device}**, {script}.py, frozen {enc} at {size} px, {adapter} adapter, 1-minute load average {load}, "
