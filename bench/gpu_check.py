@@ -25,8 +25,9 @@ out-of-memory in one check does not end the others):
   eval_memory         10 evaluations (32 episodes, 16 eval envs, rgb, reconfigure=True) on one env; pass =
                       device memory used after the last exceeds that after the 2nd by < 256 MB
   finetune            BC -> RL from pixels on the GPU sim: 2 demos converted to rgb 64, bc.py gaussian and
-                      chunking policies (learner on CUDA), then sac_rgb.py at 512 envs with --init-from +
-                      --demos (the recipe) and with --residual-of; pass = exit 0 and both final_eval.json
+                      chunking policies (learner on CUDA), then sac_rgb.py with the flags of
+                      configs/finetune/*_gpu.args (512 envs, a few iterations): --init-from + --demos (the
+                      recipe) and --residual-of; pass = exit 0 and both final_eval.json
   env_fps, train_sps  the headline benchmark rows (reduced env_fps grid; train_sps ppo and ppo_rgb, all
                       modes), appended by bench/env_fps.py and bench/train_sps.py next to --out
 
@@ -58,7 +59,7 @@ from typing import Callable, Optional, Sequence
 import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import _shared  # noqa: E402
+from bench import _shared, reproduce  # noqa: E402
 from cleanrl_style.lib.runs import UserError, run  # noqa: E402
 
 COLUMNS = (
@@ -87,6 +88,12 @@ RESULT_TAG = "gpu-check-result:"  # the line an in-process check prints last: RE
 ENV_ID = "PickCube"
 MODES = ("eager", "cudagraphs", "compile")  # launch order: compile (the slowest) last
 LATEST = "@latest:"  # a check step's argument resolved when the step starts: finetune_commands, resolve_latest
+# the finetune check's sac_rgb.py runs: the GPU configs in configs/finetune/, less the flags that size a run
+# (replaced by a few iterations' worth) or name its inputs and outputs (the check's own demos and BC runs)
+FINETUNE_ARGS = {"recipe": "pickcube_rgb64_gpu.args", "residual": "pickcube_rgb64_residual_gpu.args"}
+FINETUNE_SIZED = ("--total-timesteps", "--eval-freq", "--num-eval-envs", "--num-eval-episodes", "--learning-starts")
+FINETUNE_SIZED += ("--buffer-size", "--log-freq", "--critic-warmup-steps", "--seed", "--demos", "--sim-backend")
+FINETUNE_SIZED += ("--init-from", "--residual-of", "--runs-dir", "--exp-name")
 MODE_FLAGS = {"eager": (), "compile": ("--compile",), "cudagraphs": ("--cudagraphs",)}
 # Per training run: parallel envs, env steps (a few iterations) and flags. Evaluation is kept cheap:
 # no periodic evaluation, 2 episodes on 2 eval envs at the end (final_eval.json).
@@ -224,11 +231,12 @@ def _train_check(py: str, work: str, script: str, mode: str, label: str, changes
 
 def finetune_commands(py: str, work: str) -> tuple[tuple[str, ...], ...]:
     """The finetune check: BC -> RL fine-tuning from 64x64 RGB on the GPU sim, both ways of docs/finetune.md,
-    with the CPU pipeline's row flags (configs/finetune/pickcube_rgb64_cpu.sh) at 512 envs. The 2 carried raw
-    demos (scripts/gpu_extras.sh; else collected, which needs mplib) are converted to rgb 64 on the CPU sim
-    with the GPU renderer; bc.py trains on them (learner on CUDA) a gaussian policy (the recipe's start) and
-    a chunking one (the residual's base); sac_rgb.py starts from each. A step's `@latest:` argument is the
-    newest file matching the glob when the step starts (the BC run directory's name has a timestamp)."""
+    with the flags of their GPU configs (FINETUNE_ARGS, 512 envs) except FINETUNE_SIZED: a few iterations.
+    The 2 carried raw demos (scripts/gpu_extras.sh; else collected, which needs mplib) are converted to rgb 64
+    on the CPU sim with the GPU renderer; bc.py trains on them (learner on CUDA) a gaussian policy (the
+    recipe's start) and a chunking one (the residual's base); sac_rgb.py starts from each. A step's `@latest:`
+    argument is the newest file matching the glob when the step starts (the BC run directory's name has a
+    timestamp)."""
     d = f"{work}/finetune"
     carried = _shared.REPO_ROOT / ".gpu" / "demos"
     demos = str(carried) if (carried / f"{ENV_ID}-v1" / "motionplanning" / "trajectory.h5").is_file() else f"{d}/demos"
@@ -242,23 +250,20 @@ def finetune_commands(py: str, work: str) -> tuple[tuple[str, ...], ...]:
             (py, "cleanrl_style/bc.py", "--env-id", ENV_ID, "--obs-mode", "rgb", "--demo-path", rgb, *policy)
             + ("--sim-backend", "cpu", *common, "--runs-dir", f"{d}/{name}", "--exp-name", f"gpu_check_{name}")
         )
-    num_envs, total, flags = TRAIN["sac_rgb"]
-    rl = (py, "cleanrl_style/sac_rgb.py", "--env-id", ENV_ID, "--control-mode", "pd_ee_delta_pos")
-    rl += ("--num-envs", str(num_envs), "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "2")
-    rl += ("--num-eval-episodes", "2", "--seed", "1", "--sim-backend", "gpu", *flags, "--num-q", "10")
-    steps.append(
-        rl
-        + ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb, "--bc-coef", "20")
-        + ("--critic-warmup-steps", "64", "--fixed-log-std", "-3", "--no-autotune", "--alpha", "0")
-        + ("--critic-encoder", "separate", "--policy-lr", "1e-4", "--runs-dir", f"{d}/rl/recipe")
-        + ("--exp-name", "gpu_check_recipe")
-    )
-    steps.append(
-        rl
-        + ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt", "--residual-scale", "0.2", "--residual-penalty", "1")
-        + ("--fixed-log-std", "-1.5", "--no-autotune", "--alpha", "0", "--policy-lr", "1e-4")
-        + ("--runs-dir", f"{d}/rl/residual", "--exp-name", "gpu_check_residual")
-    )
+    total = TRAIN["sac_rgb"][1]
+    small = ("--sim-backend", "gpu", "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "2")
+    small += ("--num-eval-episodes", "2", "--learning-starts", "1024", "--buffer-size", "50000", "--log-freq", "1024")
+    small += ("--critic-warmup-steps", "64", "--seed", "1")
+    for name, start in (
+        ("recipe", ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb)),
+        ("residual", ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt")),
+    ):
+        flags, _, _, _ = reproduce.parse_args_file(_shared.REPO_ROOT / "configs" / "finetune" / FINETUNE_ARGS[name])
+        kept, _ = reproduce.drop_flags(flags, FINETUNE_SIZED)
+        steps.append(
+            (py, "cleanrl_style/sac_rgb.py", *kept, *small, *start)
+            + ("--runs-dir", f"{d}/rl/{name}", "--exp-name", f"gpu_check_{name}")
+        )
     return tuple(steps)
 
 
@@ -985,8 +990,8 @@ WHAT = {
     "bc_cpu_eval": "2 motion-planning demos on the CPU sim, then bc.py with the learner on CUDA and evaluation on "
     "the CPU sim: exit 0 and best.pt",
     "finetune": "2 carried demos converted to rgb 64 (CPU sim, GPU renderer); bc.py gaussian and chunking policies "
-    "(learner on CUDA); sac_rgb.py at 512 GPU envs from each, with the CPU pipeline's flags: --init-from + --demos "
-    "(the recipe) and --residual-of: exit 0 and both final_eval.json",
+    "(learner on CUDA); sac_rgb.py at 512 GPU envs from each, with the flags of configs/finetune/*_gpu.args: "
+    "--init-from + --demos (the recipe) and --residual-of: exit 0 and both final_eval.json",
     "eval_memory": "10 evaluations (32 episodes on 16 eval envs, rgb, reconfigured each batch): device memory used "
     f"after the last exceeds that after the 2nd by < {EVAL_MEMORY_LIMIT_MB} MB",
     "env_fps": "bench/env_fps.py: state, rgb 64, rgb 128 x 256, 512, 1024 envs: rows without an error",

@@ -636,6 +636,7 @@ def test_the_gpu_checks_finetune_chain_runs_here_on_the_cpu_sim(tmp_path):
         "--log-freq": lambda s, v: "12",
         "--critic-warmup-steps": lambda s, v: "2",
         "--num-q": lambda s, v: "2",
+        "--batch-size": lambda s, v: "16",
         "--total-iters": lambda s, v: "4",
         "--eval-freq": lambda s, v: "0" if s.endswith("sac_rgb.py") else "2",
         "--num-eval-episodes": lambda s, v: "1",

@@ -134,6 +134,7 @@ def test_pipeline_refuses_an_unknown_row_and_bad_settings(tmp_path):
     for argv, env, needle in (
         (["1", "bogus"], {}, "ROW must be none, image, sim or sim+image (got 'bogus')"),
         (["1", "sim+image"], {"NUM_DEMOS": "x"}, "NUM_DEMOS must be"),
+        (["1", "sim"], {"SIM_DR": "off"}, "SIM_DR must be light or heavy (got 'off')"),
         (["1", "sim"], {"DEMOS_FROM": str(tmp_path / "nope")}, "holds no PickCube-v1/motionplanning/trajectory.h5"),
     ):
         out = tmp_path / "out"
@@ -146,7 +147,7 @@ def test_pipeline_refuses_an_unknown_row_and_bad_settings(tmp_path):
 
 
 def _env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in ("NUM_DEMOS", "DEMOS_FROM", "ROW")}
+    return {k: v for k, v in os.environ.items() if k not in ("NUM_DEMOS", "DEMOS_FROM", "ROW", "SIM_DR")}
 
 
 def test_the_row_comes_from_the_config_and_the_demos(tmp_path):

@@ -355,6 +355,29 @@ def test_verdict_of_the_finetune_check(tmp_path):
     assert gpu_check.judge(check, tmp_path, failed) == ("fail", "sac_rgb.py: exit code 1: error: boom")
 
 
+def test_finetune_check_runs_the_gpu_configs_flags_with_a_few_iterations(tmp_path):
+    """The finetune check's sac_rgb.py steps are configs/finetune/*_gpu.args less the flags that size a run or
+    name its inputs: a flag changed in a GPU config is the flag the check runs."""
+    from bench import reproduce
+
+    steps = gpu_check.finetune_commands("python", str(tmp_path))
+    rl = [s for s in steps if s[1] == "cleanrl_style/sac_rgb.py"]
+    assert len(rl) == 2
+    for cmd, (name, file) in zip(rl, gpu_check.FINETUNE_ARGS.items()):
+        flags, tier, _, script = reproduce.parse_args_file(REPO_ROOT / "configs" / "finetune" / file)
+        assert (tier, script) == ("gpu", "sac_rgb")
+        kept, dropped = reproduce.drop_flags(flags, gpu_check.FINETUNE_SIZED)
+        assert "--total-timesteps" in dropped and "--num-envs" in kept
+        assert list(cmd[2 : 2 + len(kept)]) == kept
+        given = {cmd[i]: cmd[i + 1] for i in range(2, len(cmd) - 1) if cmd[i].startswith("--")}
+        assert given["--total-timesteps"] == str(gpu_check.TRAIN["sac_rgb"][1]) and given["--sim-backend"] == "gpu"
+        assert given["--runs-dir"] == f"{tmp_path}/finetune/rl/{name}"
+        start = given.get("--init-from") or given.get("--residual-of")
+        assert start.startswith(gpu_check.LATEST) and start.endswith("/*/last.pt")
+        assert len([a for a in cmd if a.startswith("--")]) == len(given)  # no flag twice
+    assert "--demos" in rl[0] and "--demos" not in rl[1]
+
+
 def test_verdict_of_bc_and_of_in_process_checks(tmp_path):
     bc = Check(
         "bc_cpu_eval", "", "bc", 1, 1, (("python", "cleanrl_style/collect_demos.py"), ("python", "cleanrl_style/bc.py"))

@@ -14,8 +14,10 @@
 #      (ROW, SEED) in OUT_DIR/bc/<ROW>/seed<SEED>/; skipped when finished, resumed from last.pt when killed;
 #   3. evaluate.py on its last.pt: NUM_TEST episodes from TEST_SEED (never used by demos (0..), training
 #      evaluations (seed + 1e6 ..) or final_eval.json (seed + 2e6 ..)) on --variation clean, train
-#      (--sim-dr heavy, for every row) and held-out; each skipped when its json exists.
-# Smaller settings for a smoke run: NUM_DEMOS, BC_ITERS, BC_EVAL, NUM_TEST, TEST_SEED; PYTHON picks the
+#      (--sim-dr SIM_DR, for every row) and held-out; each skipped when its json exists.
+# SIM_DR=light (default heavy) sets the level of the sim rows' demos and of every row's train column; use
+# its own OUT_DIR: the results table is of heavy runs. Smaller settings for a smoke run: NUM_DEMOS, BC_ITERS,
+# BC_EVAL, NUM_TEST, TEST_SEED; PYTHON picks the
 # interpreter. Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json (a stage a repeated command skips
 # keeps its earlier time). Results:
 # results/generalization_pickcube_rgb64_cpu.csv (python bench/generalization_results.py OUT_DIR gathers
@@ -34,9 +36,10 @@ BC_ITERS=${BC_ITERS:-5000}
 BC_EVAL=${BC_EVAL:-30}
 NUM_TEST=${NUM_TEST:-100}
 TEST_SEED=${TEST_SEED:-5000000}
-SIM_DR=heavy    # the level of the sim rows' demos and of every row's train column
+SIM_DR=${SIM_DR:-heavy}  # the level of the sim rows' demos and of every row's train column
 IMAGE_DR=heavy  # bc.py --dr of the image rows
 case "$ROW" in none|image|sim|sim+image) ;; *) echo "error: ROW must be none, image, sim or sim+image (got '$ROW')" >&2; exit 2 ;; esac
+case "$SIM_DR" in light|heavy) ;; *) echo "error: SIM_DR must be light or heavy (got '$SIM_DR')" >&2; exit 2 ;; esac
 for v in SEED NUM_DEMOS BC_ITERS BC_EVAL NUM_TEST TEST_SEED; do
   case "${!v}" in ''|*[!0-9]*) echo "error: $v must be a non-negative integer (got '${!v}')" >&2; exit 2 ;; esac
 done
