@@ -250,18 +250,18 @@ def finetune_commands(py: str, work: str) -> tuple[tuple[str, ...], ...]:
             (py, "cleanrl_style/bc.py", "--env-id", ENV_ID, "--obs-mode", "rgb", "--demo-path", rgb, *policy)
             + ("--sim-backend", "cpu", *common, "--runs-dir", f"{d}/{name}", "--exp-name", f"gpu_check_{name}")
         )
-    total = TRAIN["sac_rgb"][1]
+    _, total, train_flags = TRAIN["sac_rgb"]  # the train check's sizes, less what the config itself sets
     small = ("--sim-backend", "gpu", "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "2")
-    small += ("--num-eval-episodes", "2", "--learning-starts", "1024", "--buffer-size", "50000", "--log-freq", "1024")
-    small += ("--critic-warmup-steps", "64", "--seed", "1")
+    small += ("--num-eval-episodes", "2", "--critic-warmup-steps", "64", "--seed", "1")
     for name, start in (
         ("recipe", ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb)),
         ("residual", ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt")),
     ):
         flags, _, _, _ = reproduce.parse_args_file(_shared.REPO_ROOT / "configs" / "finetune" / FINETUNE_ARGS[name])
         kept, _ = reproduce.drop_flags(flags, FINETUNE_SIZED)
+        sizes, _ = reproduce.drop_flags(list(train_flags), tuple(a for a in kept if a.startswith("--")))
         steps.append(
-            (py, "cleanrl_style/sac_rgb.py", *kept, *small, *start)
+            (py, "cleanrl_style/sac_rgb.py", *kept, *small, *sizes, *start)
             + ("--runs-dir", f"{d}/rl/{name}", "--exp-name", f"gpu_check_{name}")
         )
     return tuple(steps)
