@@ -7,6 +7,7 @@ and BC-term schedules, the error cases, and tiny CPU runs of sac.py and sac_rgb.
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import h5py
@@ -459,7 +460,7 @@ def test_tiny_finetune_run_writes_checkpoints_that_evaluate_reloads(ft, tmp_path
     assert "policy of a SAC checkpoint with its critics and temperature" in q.stdout
 
 
-@pytest.mark.parametrize("name", ["pickcube_rgb64_gpu", "pickcube_rgb64_residual_gpu"])
+@pytest.mark.parametrize("name", ["pickcube_rgb64_gpu", "pickcube_rgb64_residual_gpu", "peginsertionside_rgb64_gpu"])
 def test_finetune_gpu_configs_parse_and_name_their_tier(name):
     import re
     import shlex
@@ -472,12 +473,36 @@ def test_finetune_gpu_configs_parse_and_name_their_tier(name):
     assert re.search(r"^# tier: gpu$", text, re.M) and "NOT YET MEASURED" in text
     flags = [tok for line in text.splitlines() if not line.strip().startswith("#") for tok in shlex.split(line)]
     args = tyro.cli(sac_rgb.Args, args=flags)
-    assert (args.num_envs, args.num_q, args.max_episode_steps) == (512, 10, 100)
-    if name == "pickcube_rgb64_gpu":  # the recipe: the BC start comes on the command line
+    if name.startswith("peginsertionside"):  # the stretch: the gripper must rotate, the demos are ~180 steps
+        assert (args.env_id, args.control_mode, args.max_episode_steps) == ("PegInsertionSide", "pd_ee_delta_pose", 300)
+        assert args.demos.endswith("trajectory.rgb.pd_ee_delta_pose.physx_cpu.h5")
+    else:
+        assert (args.env_id, args.control_mode, args.max_episode_steps) == ("PickCube", "pd_ee_delta_pos", 100)
+    assert (args.num_envs, args.num_q) == (512, 10)
+    if name != "pickcube_rgb64_residual_gpu":  # the recipe: the BC start comes on the command line
         assert args.critic_encoder == "separate" and args.demos and args.bc_coef == 20
+        assert (args.fixed_log_std, args.alpha, args.autotune, args.policy_lr) == (-3, 0, False, 1e-4)
     else:  # the residual: its base comes on the command line; the CPU row's flags
         assert (args.residual_scale, args.residual_penalty, args.fixed_log_std) == (0.2, 1.0, -1.5)
         assert not args.demos and not args.partial_reset and args.alpha == 0 and not args.autotune
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_peg_gpu_pipeline_refuses_to_start_without_cuda(tmp_path):
+    import subprocess
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    out = tmp_path / "out"
+    p = subprocess.run(
+        ["bash", str(REPO_ROOT / "configs" / "finetune" / "peginsertionside_rgb64_gpu.sh"), str(out)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "ALLOW_CPU"},
+    )
+    assert p.returncode == 2
+    assert_one_error_line(p.stderr, "CUDA", "ALLOW_CPU=1")
+    assert not out.exists()
 
 
 def test_finetune_cpu_pipeline_refuses_an_unknown_row(tmp_path):
@@ -659,3 +684,46 @@ def test_the_gpu_checks_finetune_chain_runs_here_on_the_cpu_sim(tmp_path):
     assert recipe["args"]["init_from"].endswith("last.pt") and recipe["args"]["demos"]
     residual = load_checkpoint(next((out / "rl" / "residual").glob("*/last.pt")))
     assert "residual_base" in residual["extra"]
+
+
+@pytest.mark.slow
+def test_peg_gpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
+    """configs/finetune/peginsertionside_rgb64_gpu.sh with ALLOW_CPU=1 and its header's smoke sizes: 2 planned
+    PegInsertionSide demos converted to rgb 64 + pd_ee_delta_pose, a gaussian BC start, the GPU config's
+    recipe flags fine-tuning it from those demos, both policies evaluated on the held-out seeds; repeating
+    the command redoes nothing but the held-out evaluation of the finished run."""
+    import subprocess
+
+    import yaml
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    out = tmp_path / "peg"
+    env = dict(os.environ, ALLOW_CPU="1", NUM_DEMOS="2", BC_ITERS="4", BC_EVAL="1", NUM_TEST="1", MAX_STEPS="5")
+    env["RL_EXTRA"] = (
+        "--num-envs 1 --num-eval-envs 1 --total-timesteps 6 --eval-freq 0 --num-eval-episodes 1 "
+        "--learning-starts 2 --batch-size 4 --buffer-size 50 --num-q 2 --critic-warmup-steps 2"
+    )
+    cmd = ["bash", str(REPO_ROOT / "configs" / "finetune" / "peginsertionside_rgb64_gpu.sh"), str(out), "3"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+    assert p.returncode == 0, p.stderr[-3000:]
+    demo = out / "demos/PegInsertionSide-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pose.physx_cpu.h5"
+    with h5py.File(demo) as f:
+        assert f["traj_0/actions"].shape[1] == 7  # pd_ee_delta_pose: 6 + gripper
+        assert f["traj_0/obs/sensor_data/hand_camera/rgb"].shape[1:] == (64, 64, 3)
+    (bc_run,) = (out / "bc/seed3").iterdir()
+    (rl_run,) = (out / "rl/bc_init_demos/seed3").iterdir()
+    cfg = yaml.safe_load((rl_run / "config.yaml").read_text())["args"]
+    assert cfg["env_id"] == "PegInsertionSide-v1" and cfg["control_mode"] == "pd_ee_delta_pose"
+    assert cfg["init_from"] == str(bc_run / "last.pt") and cfg["demos"] == str(demo)
+    assert (cfg["max_episode_steps"], cfg["seed"], cfg["bc_coef"], cfg["critic_encoder"]) == (5, 3, 20, "separate")
+    for run in (bc_run, rl_run):
+        ev = json.loads((run / "eval_last_seed5000000.json").read_text())
+        assert (ev["episodes"], ev["max_episode_steps"], ev["env_id"]) == (1, 5, "PegInsertionSide-v1")
+    timings = json.loads((out / "timings_bc_init_demos_seed3.json").read_text())
+    assert timings["run_dir"] == str(rl_run) and timings["total_s"] >= timings["rl_s"] >= 0
+    before = {q: q.stat().st_mtime_ns for q in (bc_run / "last.pt", rl_run / "last.pt", demo)}
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "is finished" in again.stdout
+    assert {q: q.stat().st_mtime_ns for q in before} == before
