@@ -4,7 +4,7 @@
 # on PegInsertionSide-v1, where ManiSkill's RGB imitation baselines (diffusion policy, BC) are said to reach 0.00. NOT YET
 # MEASURED: no GPU has been lent to this project; its chain ran once on the CPU sim at smoke size (below).
 #   1. collect NUM_DEMOS (1000) motion-planning demos and convert them to rgb 64x64 + pd_ee_delta_pose with
-#      rewards (planner and conversion run on the CPU sim, one process per core; skipped when OUT_DIR/demos
+#      rewards (planner and conversion run on the CPU sim, up to 8 processes; skipped when OUT_DIR/demos
 #      already holds the converted file);
 #   2. bc.py --policy gaussian, the auxiliary loss on the peg's position (skipped when OUT_DIR/bc/seed<SEED>
 #      holds a finished run);
@@ -14,6 +14,9 @@
 # pd_ee_delta_pose and 300-step episodes: peg and box are placed at random yaws (+-60 and +-22.5 degrees), so the
 # gripper must rotate (pd_ee_delta_pos cannot), and the planner's demos are longer than the task's 100-step default
 # (178-186 steps in a 2-demo sample); ManiSkill's diffusion-policy example uses the same two settings.
+# Stage 1 needs mani_skill's motion planner (mplib, installed with mani_skill); where it is missing (this
+# project's lent GPU image), collect the raw demos elsewhere with the same collect_demos.py command and put
+# them under OUT_DIR/demos: the pipeline then only converts them.
 # Needs CUDA; ALLOW_CPU=1 runs the chain on the CPU sim for a smoke test, e.g.
 #   ALLOW_CPU=1 NUM_DEMOS=2 BC_ITERS=20 BC_EVAL=1 NUM_TEST=1 MAX_STEPS=10 RL_EXTRA="--num-envs 1 --num-eval-envs 1
 #     --total-timesteps 8 --eval-freq 0 --num-eval-episodes 1 --learning-starts 2 --batch-size 4 --buffer-size 50
@@ -49,8 +52,9 @@ now() { date +%s; }
 # ---- 1. demonstrations
 t0=$(now)
 if [ ! -f "$DEMO" ]; then
+  # the planner succeeds in about 2 of 7 attempts here (collect_demos.py's default allows 2 per demo)
   "$PY" cleanrl_style/collect_demos.py --env-id PegInsertionSide --num-demos "$NUM_DEMOS" --out-dir "$OUT/demos" \
-      --obs-mode rgb --control-mode pd_ee_delta_pose --image-size 64
+      --max-attempts $((NUM_DEMOS * 5 + 20)) --obs-mode rgb --control-mode pd_ee_delta_pose --image-size 64
 fi
 t1=$(now)
 
