@@ -26,16 +26,18 @@ out-of-memory in one check does not end the others):
                       device memory used after the last exceeds that after the 2nd by < 256 MB
   finetune            BC -> RL from pixels on the GPU sim: 2 demos converted to rgb 64, bc.py gaussian and
                       chunking policies (learner on CUDA), then sac_rgb.py with the flags of
-                      configs/finetune/*_gpu.args (512 envs, a few iterations): --init-from + --demos (the
-                      recipe) and --residual-of; pass = exit 0 and both final_eval.json
+                      configs/finetune/pickcube_rgb64*_gpu.args (512 envs, a few iterations): --init-from +
+                      --demos (the recipe) and --residual-of; pass = exit 0 and both final_eval.json
+  finetune_peg        the same for PegInsertionSide's recipe config (base + hand camera, pd_ee_delta_pose,
+                      300-step episodes); pass = exit 0 and its final_eval.json
   env_fps, train_sps  the headline benchmark rows (reduced env_fps grid; train_sps ppo and ppo_rgb, all
                       modes), appended by bench/env_fps.py and bench/train_sps.py next to --out
 
 Budget: a check is launched only if its estimate fits into what is left of --budget-s (else it is
 recorded as `skipped (budget)` and later, smaller checks may still run), and it is stopped when the budget
-is spent (`timeout`). All checks together take ~37 minutes by the estimates in this file (guesses: nothing
-here has run on a GPU yet); the default budget runs the first 9 (env, replay_cpu_buffer, the eager runs,
-ppo:cudagraphs) and the last lines print `--only ...` commands for the rest, each fitting one budget.
+is spent (`timeout`). The estimates in this file are guesses (nothing here has run on a GPU yet); `--dry-run`
+prints their total and which checks the default budget reaches, and the last lines of a run print `--only ...`
+commands for the rest, each fitting one budget (docs/benchmarks.md renders both from this file).
 One row per check is appended to --out (results/gpu_check.csv); a pass/fail table ends the output; the
 exit code is 0 iff every check that ran passed. Without CUDA it prints one line and exits 1.
 """
@@ -88,9 +90,30 @@ RESULT_TAG = "gpu-check-result:"  # the line an in-process check prints last: RE
 ENV_ID = "PickCube"
 MODES = ("eager", "cudagraphs", "compile")  # launch order: compile (the slowest) last
 LATEST = "@latest:"  # a check step's argument resolved when the step starts: finetune_commands, resolve_latest
-# the finetune check's sac_rgb.py runs: the GPU configs in configs/finetune/, less the flags that size a run
+# the finetune checks' sac_rgb.py runs: the GPU configs in configs/finetune/, less the flags that size a run
 # (replaced by a few iterations' worth) or name its inputs and outputs (the check's own demos and BC runs)
 FINETUNE_ARGS = {"recipe": "pickcube_rgb64_gpu.args", "residual": "pickcube_rgb64_residual_gpu.args"}
+
+
+@dataclass(frozen=True)
+class FinetuneTask:
+    """What a finetune check converts its demos to and runs: the task, its control mode, the GPU config of
+    each fine-tuning row (row -> configs/finetune/ file; recipe starts from a gaussian BC policy, residual from
+    a chunking one) and the bc.py flags its pipeline adds."""
+
+    env_id: str
+    control_mode: str
+    configs: dict
+    bc_flags: tuple = ()
+
+
+FINETUNE_TASKS = {
+    "finetune": FinetuneTask(ENV_ID, "pd_ee_delta_pos", FINETUNE_ARGS),
+    # the stretch (configs/finetune/peginsertionside_rgb64_gpu.sh): base + hand camera, rotation control
+    "finetune_peg": FinetuneTask(
+        "PegInsertionSide", "pd_ee_delta_pose", {"recipe": "peginsertionside_rgb64_gpu.args"}, ("--aux-actor", "peg")
+    ),
+}
 FINETUNE_SIZED = ("--total-timesteps", "--eval-freq", "--num-eval-envs", "--num-eval-episodes", "--learning-starts")
 FINETUNE_SIZED += ("--buffer-size", "--log-freq", "--critic-warmup-steps", "--seed", "--demos", "--sim-backend")
 FINETUNE_SIZED += ("--init-from", "--residual-of", "--runs-dir", "--exp-name")
@@ -229,35 +252,40 @@ def _train_check(py: str, work: str, script: str, mode: str, label: str, changes
     return Check(script, label, "train", est, timeout, (cmd,))
 
 
-def finetune_commands(py: str, work: str) -> tuple[tuple[str, ...], ...]:
-    """The finetune check: BC -> RL fine-tuning from 64x64 RGB on the GPU sim, both ways of docs/finetune.md,
-    with the flags of their GPU configs (FINETUNE_ARGS, 512 envs) except FINETUNE_SIZED: a few iterations.
-    The 2 carried raw demos (scripts/gpu_extras.sh; else collected, which needs mplib) are converted to rgb 64
-    on the CPU sim with the GPU renderer; bc.py trains on them (learner on CUDA) a gaussian policy (the
-    recipe's start) and a chunking one (the residual's base); sac_rgb.py starts from each. A step's `@latest:`
-    argument is the newest file matching the glob when the step starts (the BC run directory's name has a
-    timestamp)."""
-    d = f"{work}/finetune"
+def finetune_commands(py: str, work: str, check: str = "finetune") -> tuple[tuple[str, ...], ...]:
+    """A finetune check (FINETUNE_TASKS): BC -> RL fine-tuning from 64x64 RGB on the GPU sim, the rows of
+    docs/finetune.md its task has a GPU config for, with that config's flags (512 envs) except FINETUNE_SIZED:
+    a few iterations. The 2 carried raw demos (scripts/gpu_extras.sh; else collected, which needs mplib) are
+    converted to rgb 64 on the CPU sim with the GPU renderer; bc.py trains on them (learner on CUDA) a gaussian
+    policy (the recipe's start) and, for a residual row, a chunking one (its base); sac_rgb.py starts from
+    each. A step's `@latest:` argument is the newest file matching the glob when the step starts (the BC run
+    directory's name has a timestamp)."""
+    task = FINETUNE_TASKS[check]
+    d, env_id = f"{work}/{check}", task.env_id
     carried = _shared.REPO_ROOT / ".gpu" / "demos"
-    demos = str(carried) if (carried / f"{ENV_ID}-v1" / "motionplanning" / "trajectory.h5").is_file() else f"{d}/demos"
-    rgb = f"{demos}/{ENV_ID}-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
-    collect = (py, "cleanrl_style/collect_demos.py", "--env-id", ENV_ID, "--num-demos", "2", "--out-dir", demos)
-    collect += ("--obs-mode", "rgb", "--image-size", "64", "--control-mode", "pd_ee_delta_pos", "--num-procs", "1")
+    demos = str(carried) if (carried / f"{env_id}-v1" / "motionplanning" / "trajectory.h5").is_file() else f"{d}/demos"
+    rgb = f"{demos}/{env_id}-v1/motionplanning/rgb64/trajectory.rgb.{task.control_mode}.physx_cpu.h5"
+    collect = (py, "cleanrl_style/collect_demos.py", "--env-id", env_id, "--num-demos", "2", "--out-dir", demos)
+    collect += ("--obs-mode", "rgb", "--image-size", "64", "--control-mode", task.control_mode, "--num-procs", "1")
     steps = [collect + ("--convert-only",) if demos != f"{d}/demos" else collect]
     common = ("--total-iters", "50", "--eval-freq", "25", "--num-eval-episodes", "2", "--num-eval-envs", "1")
-    for name, policy in (("bc_gaussian", ("--policy", "gaussian")), ("bc_chunk", ("--aux-coef", "10"))):
+    bcs = {"recipe": ("bc_gaussian", ("--policy", "gaussian")), "residual": ("bc_chunk", ("--aux-coef", "10"))}
+    for name, policy in (bcs[row] for row in task.configs):
         steps.append(
-            (py, "cleanrl_style/bc.py", "--env-id", ENV_ID, "--obs-mode", "rgb", "--demo-path", rgb, *policy)
-            + ("--sim-backend", "cpu", *common, "--runs-dir", f"{d}/{name}", "--exp-name", f"gpu_check_{name}")
+            (py, "cleanrl_style/bc.py", "--env-id", env_id, "--obs-mode", "rgb", "--demo-path", rgb, *policy)
+            + (*task.bc_flags, "--sim-backend", "cpu", *common)
+            + ("--runs-dir", f"{d}/{name}", "--exp-name", f"gpu_check_{name}")
         )
     _, total, train_flags = TRAIN["sac_rgb"]  # the train check's sizes, less what the config itself sets
     small = ("--sim-backend", "gpu", "--total-timesteps", str(total), "--eval-freq", "0", "--num-eval-envs", "2")
     small += ("--num-eval-episodes", "2", "--critic-warmup-steps", "64", "--seed", "1")
-    for name, start in (
-        ("recipe", ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb)),
-        ("residual", ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt")),
-    ):
-        flags, _, _, _ = reproduce.parse_args_file(_shared.REPO_ROOT / "configs" / "finetune" / FINETUNE_ARGS[name])
+    starts = {
+        "recipe": ("--init-from", f"{LATEST}{d}/bc_gaussian/*/last.pt", "--demos", rgb),
+        "residual": ("--residual-of", f"{LATEST}{d}/bc_chunk/*/last.pt"),
+    }
+    for name, config in task.configs.items():
+        start = starts[name]
+        flags, _, _, _ = reproduce.parse_args_file(_shared.REPO_ROOT / "configs" / "finetune" / config)
         kept, _ = reproduce.drop_flags(flags, FINETUNE_SIZED)
         sizes, _ = reproduce.drop_flags(list(train_flags), tuple(a for a in kept if a.startswith("--")))
         steps.append(
@@ -323,6 +351,8 @@ def build_checks(py: str, work: str, results_dir: str) -> list[Check]:
     checks.append(Check("eval_memory", "", "inproc", 90, 240, inproc("eval_memory")))
     if all(_shared.script_path(s).is_file() for s in ("collect_demos", "bc", "sac_rgb")):
         checks.append(Check("finetune", "", "finetune", 240, 540, finetune_commands(py, work)))
+        # PegInsertionSide: two cameras, rotation control, 300-step episodes (2 demos of ~180 steps to convert)
+        checks.append(Check("finetune_peg", "", "finetune", 240, 540, finetune_commands(py, work, "finetune_peg")))
     for mode in MODES[1:]:
         train_checks(mode)
     env_fps_csv, train_sps_csv = f"{results_dir}/env_fps.csv", f"{results_dir}/train_sps.csv"
@@ -534,7 +564,7 @@ def judge(check: Check, out_dir: Path, steps: list[Step], csv_rows_before: int =
         return "pass", "best.pt written" + (f"; final success_once {success:.2f}" if success is not None else "")
     if check.kind == "finetune":
         parts = []
-        for row in ("recipe", "residual"):
+        for row in FINETUNE_TASKS[check.name].configs:
             finished, sps = finished_run(out_dir / "rl" / row)
             if not finished:
                 return "fail", f"exit code 0 but the {row} run wrote no final_eval.json"
@@ -990,8 +1020,12 @@ WHAT = {
     "bc_cpu_eval": "2 motion-planning demos on the CPU sim, then bc.py with the learner on CUDA and evaluation on "
     "the CPU sim: exit 0 and best.pt",
     "finetune": "2 carried demos converted to rgb 64 (CPU sim, GPU renderer); bc.py gaussian and chunking policies "
-    "(learner on CUDA); sac_rgb.py at 512 GPU envs from each, with the flags of configs/finetune/*_gpu.args: "
-    "--init-from + --demos (the recipe) and --residual-of: exit 0 and both final_eval.json",
+    "(learner on CUDA); sac_rgb.py at 512 GPU envs from each, with the flags of "
+    "configs/finetune/pickcube_rgb64*_gpu.args: --init-from + --demos (the recipe) and --residual-of: exit 0 and "
+    "both final_eval.json",
+    "finetune_peg": "the same chain on PegInsertionSide-v1 (2 carried demos converted to rgb 64 + pd_ee_delta_pose, "
+    "base and hand camera; a gaussian BC policy), then sac_rgb.py at 512 GPU envs with the flags of "
+    "configs/finetune/peginsertionside_rgb64_gpu.args (300-step episodes): exit 0 and its final_eval.json",
     "eval_memory": "10 evaluations (32 episodes on 16 eval envs, rgb, reconfigured each batch): device memory used "
     f"after the last exceeds that after the 2nd by < {EVAL_MEMORY_LIMIT_MB} MB",
     "env_fps": "bench/env_fps.py: state, rgb 64, rgb 128 x 256, 512, 1024 envs: rows without an error",

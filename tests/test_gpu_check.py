@@ -37,6 +37,7 @@ CHECK_NAMES = (
     "bc_cpu_eval",
     "eval_memory",
     "finetune",
+    "finetune_peg",
     "env_fps",
     "train_sps",
 )
@@ -80,6 +81,7 @@ def test_dry_run_lists_every_check_and_its_command_lines():
         expected.remove("bc_cpu_eval")
     if not (_exists("bc") and _exists("collect_demos") and _exists("sac_rgb")):
         expected.remove("finetune")
+        expected.remove("finetune_peg")
     assert list(dict.fromkeys(names)) == expected  # every check, in priority order
     assert all(int(est) <= int(timeout) for _, est, timeout in entries)
     commands = [ln.strip()[2:] for ln in out.splitlines() if ln.strip().startswith("$ ")]
@@ -355,15 +357,26 @@ def test_verdict_of_the_finetune_check(tmp_path):
     assert gpu_check.judge(check, tmp_path, failed) == ("fail", "sac_rgb.py: exit code 1: error: boom")
 
 
-def test_finetune_check_runs_the_gpu_configs_flags_with_a_few_iterations(tmp_path):
-    """The finetune check's sac_rgb.py steps are configs/finetune/*_gpu.args less the flags that size a run or
-    name its inputs: a flag changed in a GPU config is the flag the check runs."""
+@pytest.mark.parametrize("check", ["finetune", "finetune_peg"])
+def test_finetune_check_runs_the_gpu_configs_flags_with_a_few_iterations(tmp_path, check):
+    """A finetune check's sac_rgb.py steps are its task's configs/finetune/*_gpu.args less the flags that size a
+    run or name its inputs: a flag changed in a GPU config is the flag the check runs."""
     from bench import reproduce
 
-    steps = gpu_check.finetune_commands("python", str(tmp_path))
+    task = gpu_check.FINETUNE_TASKS[check]
+    steps = gpu_check.finetune_commands("python", str(tmp_path), check)
     rl = [s for s in steps if s[1] == "cleanrl_style/sac_rgb.py"]
-    assert len(rl) == 2
-    for cmd, (name, file) in zip(rl, gpu_check.FINETUNE_ARGS.items()):
+    bcs = [s for s in steps if s[1] == "cleanrl_style/bc.py"]
+    assert len(rl) == len(bcs) == len(task.configs) == (2 if check == "finetune" else 1)
+    convert = steps[0]
+    assert convert[1] == "cleanrl_style/collect_demos.py"
+    assert convert[convert.index("--env-id") + 1] == task.env_id
+    assert convert[convert.index("--control-mode") + 1] == task.control_mode
+    demo = f"trajectory.rgb.{task.control_mode}.physx_cpu.h5"
+    assert all(b[b.index("--demo-path") + 1].endswith(demo) and b[b.index("--env-id") + 1] == task.env_id for b in bcs)
+    if check == "finetune_peg":  # the pipeline's bc.py flags: the auxiliary loss on the peg
+        assert bcs[0][bcs[0].index("--aux-actor") + 1] == "peg"
+    for cmd, (name, file) in zip(rl, task.configs.items()):
         flags, tier, _, script = reproduce.parse_args_file(REPO_ROOT / "configs" / "finetune" / file)
         assert (tier, script) == ("gpu", "sac_rgb")
         kept, dropped = reproduce.drop_flags(flags, gpu_check.FINETUNE_SIZED)
@@ -371,11 +384,23 @@ def test_finetune_check_runs_the_gpu_configs_flags_with_a_few_iterations(tmp_pat
         assert list(cmd[2 : 2 + len(kept)]) == kept
         given = {cmd[i]: cmd[i + 1] for i in range(2, len(cmd) - 1) if cmd[i].startswith("--")}
         assert given["--total-timesteps"] == str(gpu_check.TRAIN["sac_rgb"][1]) and given["--sim-backend"] == "gpu"
-        assert given["--runs-dir"] == f"{tmp_path}/finetune/rl/{name}"
+        assert given["--runs-dir"] == f"{tmp_path}/{check}/rl/{name}"
+        assert given["--env-id"] == task.env_id and given["--control-mode"] == task.control_mode
         start = given.get("--init-from") or given.get("--residual-of")
         assert start.startswith(gpu_check.LATEST) and start.endswith("/*/last.pt")
         assert len([a for a in cmd if a.startswith("--")]) == len(given)  # no flag twice
-    assert "--demos" in rl[0] and "--demos" not in rl[1]
+    assert "--demos" in rl[0] and all("--demos" not in r for r in rl[1:])
+    assert rl[0][rl[0].index("--demos") + 1].endswith(demo)
+
+
+def test_verdict_of_the_finetune_peg_check_needs_only_its_recipe_run(tmp_path):
+    check = gpu_check.Check("finetune_peg", "", "finetune", 1, 1, (("python", "cleanrl_style/sac_rgb.py"),))
+    steps = [_step(tmp_path, "s", "$ cmd\n", 0)]
+    (tmp_path / "rl" / "recipe" / "r").mkdir(parents=True)
+    missing = ("fail", "exit code 0 but the recipe run wrote no final_eval.json")
+    assert gpu_check.judge(check, tmp_path, steps) == missing
+    (tmp_path / "rl" / "recipe" / "r" / "final_eval.json").write_text("{}")
+    assert gpu_check.judge(check, tmp_path, steps) == ("pass", "recipe final_eval.json written")
 
 
 def test_verdict_of_bc_and_of_in_process_checks(tmp_path):
