@@ -11,6 +11,7 @@ sits in: a bc.py run is `bc` (--policy gaussian) or `bc_chunk` (an action-chunki
 run with --residual-of is `residual`; a sac_rgb.py (or sac.py) run with --init-from and --demos is
 `bc_init_demos`, with --init-from only `bc_init`, with --demos only `demos`, with neither `scratch`.
 
+One CSV holds one task (env_id): runs of another task are refused with one error line, nothing written.
 One line per finished run (one with final_eval.json) is appended to --out, one line per in-training
 evaluation to --curves-out; nothing is ever rewritten. A run whose run_dir is already in a file is
 skipped, so gathering again appends nothing, with one exception: a run recorded while it had only its
@@ -451,6 +452,20 @@ def _row_index(row: str) -> int:
 
 
 # ----------------------------------------------------------------------------- main
+def check_one_task(out: Path, recorded: list[dict], lines: list[dict]) -> None:
+    """One CSV holds one task: its table, means and plot pool every run of a row. UserError (nothing written)
+    when the new lines would put a second env_id into `out`."""
+    have = sorted({r.get("env_id", "") for r in recorded} - {""})
+    new = sorted({ln.get("env_id", "") for ln in lines} - {""} - set(have))
+    if len(have) + len(new) > 1:
+        held = f"{out} holds {', '.join(have)} runs and " if have else ""
+        raise UserError(
+            f"{held}the runs to gather are of {', '.join(new)}: one CSV per task, give each task its own --out "
+            f"(e.g. results/finetune_<task>_rgb64_<device>.csv)",
+            code=1,
+        )
+
+
 def _derived(out: Path, given: Optional[str], suffix: str) -> Path:
     if given:
         return Path(given)
@@ -496,6 +511,7 @@ def main(args: Args) -> int:
             curve_lines += curve
     if not finished:
         raise UserError(f"no finished runs (with final_eval.json) under {' '.join(args.paths)}", code=1)
+    check_one_task(out, [r for ls in recorded.values() for r in ls], lines)
     _shared.append_rows(out, COLUMNS, lines)
     _shared.append_rows(curves_out, CURVE_COLUMNS, curve_lines)
     print(

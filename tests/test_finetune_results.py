@@ -338,3 +338,25 @@ def test_stopped_runs_are_gathered_only_on_request(tmp_path, capsys):
     assert (line["env_steps"], line["eval_curve"], line["min_eval_success_once"]) == ("2500", "2500:0.1", "0.1")
     with pytest.raises(UserError, match="no finished runs"):
         finetune_results.main(_args(tmp_path / "plain", runs["demos"], plot=False))
+
+
+def test_runs_of_another_task_need_their_own_csv(tmp_path):
+    """A PegInsertionSide run gathered into the PickCube CSV is one error line and appends nothing; with its own
+    --out it is gathered."""
+    out, _ = _experiment(tmp_path)
+    assert finetune_results.main(_args(tmp_path, out, plot=False)) == 0
+    csv_path = tmp_path / "res" / "ft.csv"
+    before = csv_path.read_bytes()
+    peg = _run(tmp_path / "peg/bc/seed1", "bc", 1, BC_ARGS, [(5000, 200, 0.0, 0.0)],
+               dict(success_once=0.0, success_at_end=0.0, step=5000, wall_time_s=900.0, train_s=600.0))  # fmt: skip
+    cfg = yaml.safe_load((peg / "config.yaml").read_text())
+    cfg["env_id"] = cfg["args"]["env_id"] = "PegInsertionSide-v1"
+    (peg / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cp = run_script("bench/finetune_results.py", str(tmp_path / "peg"), "--out", str(csv_path), "--no-plot")
+    assert cp.returncode == 1
+    assert_one_error_line(cp.stderr, "PickCube-v1", "PegInsertionSide-v1", "--out")
+    assert csv_path.read_bytes() == before
+    own = finetune_results.Args(paths=[str(tmp_path / "peg")], out=str(tmp_path / "peg.csv"), plot=False)
+    assert finetune_results.main(own) == 0
+    (line,) = _shared.read_rows(tmp_path / "peg.csv")
+    assert (line["row"], line["env_id"]) == ("bc", "PegInsertionSide-v1")

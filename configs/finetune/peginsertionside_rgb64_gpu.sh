@@ -22,8 +22,8 @@
 #     --total-timesteps 8 --eval-freq 0 --num-eval-episodes 1 --learning-starts 2 --batch-size 4 --buffer-size 50
 #     --num-q 2 --critic-warmup-steps 2" bash configs/finetune/peginsertionside_rgb64_gpu.sh /tmp/peg_smoke
 # Resumable: a killed fine-tuning run continues from its last.pt when the command is repeated. Gather the
-# runs with bench/finetune_results.py OUT_DIR --out <a CSV of its own under results/> (the PickCube CSV
-# is the CPU experiment's).
+# runs with bench/finetune_results.py OUT_DIR --out <a CSV of its own under results/> (one task per CSV:
+# it refuses to add them to the PickCube one).
 #
 #   bash configs/finetune/peginsertionside_rgb64_gpu.sh OUT_DIR [SEED]
 set -euo pipefail
