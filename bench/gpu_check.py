@@ -90,9 +90,9 @@ RESULT_TAG = "gpu-check-result:"  # the line an in-process check prints last: RE
 ENV_ID = "PickCube"
 MODES = ("eager", "cudagraphs", "compile")  # launch order: compile (the slowest) last
 LATEST = "@latest:"  # a check step's argument resolved when the step starts: finetune_commands, resolve_latest
-# the finetune checks' sac_rgb.py runs: the GPU configs in configs/finetune/, less the flags that size a run
-# (replaced by a few iterations' worth) or name its inputs and outputs (the check's own demos and BC runs)
-FINETUNE_ARGS = {"recipe": "pickcube_rgb64_gpu.args", "residual": "pickcube_rgb64_residual_gpu.args"}
+# the finetune checks' sac_rgb.py runs: the GPU configs in configs/finetune/ (FINETUNE_TASKS), less the flags
+# that size a run (replaced by a few iterations' worth) or name its inputs and outputs (FINETUNE_SIZED: the
+# check's own demos and BC runs)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ class FinetuneTask:
 
 
 FINETUNE_TASKS = {
-    "finetune": FinetuneTask(ENV_ID, "pd_ee_delta_pos", FINETUNE_ARGS),
+    "finetune": FinetuneTask(
+        ENV_ID, "pd_ee_delta_pos", {"recipe": "pickcube_rgb64_gpu.args", "residual": "pickcube_rgb64_residual_gpu.args"}
+    ),
     # the stretch (configs/finetune/peginsertionside_rgb64_gpu.sh): base + hand camera, rotation control
     "finetune_peg": FinetuneTask(
         "PegInsertionSide", "pd_ee_delta_pose", {"recipe": "peginsertionside_rgb64_gpu.args"}, ("--aux-actor", "peg")
