@@ -505,17 +505,25 @@ def test_peg_gpu_pipeline_refuses_to_start_without_cuda(tmp_path):
     assert not out.exists()
 
 
-def test_finetune_cpu_pipeline_refuses_an_unknown_row(tmp_path):
+def test_finetune_cpu_pipeline_refuses_an_unknown_row_and_bad_sizes(tmp_path):
     import subprocess
 
     from cleanrl_style.lib.runs import REPO_ROOT
 
-    p = subprocess.run(
-        ["bash", str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh"), str(tmp_path), "1", "bogus"],
-        capture_output=True,
-        text=True,
-    )
-    assert p.returncode == 2 and "ROW must be" in p.stderr and not any(tmp_path.iterdir())
+    script = str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh")
+    out = tmp_path / "out"
+    for argv, env, needle in (
+        (["1", "bogus"], {}, "ROW must be bc_init_demos, bc_init, demos, scratch or residual (got 'bogus')"),
+        (["x"], {}, "SEED must be a non-negative integer (got 'x')"),
+        (["1"], {"STEPS": "30k"}, "STEPS must be a non-negative integer (got '30k')"),
+        (["1"], {"NUM_TEST": "0"}, "NUM_TEST must be a positive integer (got '0')"),
+    ):
+        p = subprocess.run(
+            ["bash", script, str(out), *argv], capture_output=True, text=True, env=dict(os.environ, **env)
+        )
+        assert p.returncode == 2 and p.stdout == ""
+        assert_one_error_line(p.stderr, needle)
+        assert not out.exists()  # nothing ran, nothing was made
 
 
 def test_separate_critic_encoder_leaves_the_policy_encoder_as_loaded():
@@ -691,7 +699,7 @@ def test_peg_gpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
     """configs/finetune/peginsertionside_rgb64_gpu.sh with ALLOW_CPU=1 and its header's smoke sizes: 2 planned
     PegInsertionSide demos converted to rgb 64 + pd_ee_delta_pose, a gaussian BC start, the GPU config's
     recipe flags fine-tuning it from those demos, both policies evaluated on the held-out seeds; repeating
-    the command redoes nothing but the held-out evaluation of the finished run."""
+    the command redoes nothing and keeps the timings of the run that did the work."""
     import subprocess
 
     import yaml
@@ -722,8 +730,62 @@ def test_peg_gpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
         assert (ev["episodes"], ev["max_episode_steps"], ev["env_id"]) == (1, 5, "PegInsertionSide-v1")
     timings = json.loads((out / "timings_bc_init_demos_seed3.json").read_text())
     assert timings["run_dir"] == str(rl_run) and timings["total_s"] >= timings["rl_s"] >= 0
-    before = {q: q.stat().st_mtime_ns for q in (bc_run / "last.pt", rl_run / "last.pt", demo)}
+    done = [bc_run / "last.pt", rl_run / "last.pt", demo, out / "timings_bc_init_demos_seed3.json"]
+    done += [run / "eval_last_seed5000000.json" for run in (bc_run, rl_run)]
+    before = {q: q.stat().st_mtime_ns for q in done}
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "is finished" in again.stdout
+    assert "is finished" in again.stdout and "every stage was done already" in again.stdout
+    assert {q: q.stat().st_mtime_ns for q in before} == before
+
+
+@pytest.mark.slow
+def test_pickcube_cpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
+    """configs/finetune/pickcube_rgb64_cpu.sh, row residual (the default, the one that trains both BC
+    policies), at smoke sizes: 2 planned demos converted to rgb 64 + pd_ee_delta_pos with rewards, the
+    gaussian and the chunking BC policies, the residual SAC run on the frozen chunking one, and both the
+    fine-tuned policy and its base evaluated on the held-out seeds. A BC run killed after its last
+    checkpoint is resumed, not retrained; a repeat that finds everything done changes no file."""
+    import subprocess
+
+    import yaml
+
+    from cleanrl_style.lib.runs import REPO_ROOT
+
+    out = tmp_path / "ft"
+    env = dict(os.environ, NUM_DEMOS="2", STEPS="12", BC_ITERS="4", BC_EVAL="1", RL_EVAL="1", NUM_TEST="1")
+    cmd = ["bash", str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh"), str(out), "2"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+    assert p.returncode == 0, p.stderr[-3000:]
+    demo = out / "demos/PickCube-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
+    with h5py.File(demo) as f:
+        assert f["traj_0/actions"].shape[1] == 4  # pd_ee_delta_pos: 3 + gripper
+        assert f["traj_0/obs/sensor_data/base_camera/rgb"].shape[1:] == (64, 64, 3) and "rewards" in f["traj_0"]
+    (gauss,) = (out / "bc/seed2").iterdir()
+    (chunk,) = (out / "bc_chunk/seed2").iterdir()
+    (rl_run,) = (out / "rl/residual/seed2").iterdir()
+    assert load_checkpoint(gauss / "last.pt")["args"]["policy"] == "gaussian"
+    assert load_checkpoint(chunk / "last.pt")["args"]["policy"] == "chunk"
+    cfg = yaml.safe_load((rl_run / "config.yaml").read_text())["args"]
+    assert cfg["residual_of"] == str(chunk / "last.pt") and cfg["init_from"] is None and cfg["demos"] is None
+    assert (cfg["total_timesteps"], cfg["seed"], cfg["residual_penalty"], cfg["num_envs"]) == (12, 2, 1.0, 2)
+    for run in (chunk, rl_run):  # the fine-tuned policy and the row's start, on the held-out seeds
+        ev = json.loads((run / "eval_last_seed5000000.json").read_text())
+        assert (ev["episodes"], ev["max_episode_steps"], ev["env_id"]) == (1, 100, "PickCube-v1")
+    timings = json.loads((out / "timings_residual_seed2.json").read_text())
+    assert timings["run_dir"] == str(rl_run) and timings["total_s"] >= timings["rl_s"] >= 0
+
+    (chunk / "final_eval.json").unlink()  # as if killed after its last checkpoint
+    kept = [gauss / "last.pt", rl_run / "last.pt", demo, rl_run / "eval_last_seed5000000.json"]
+    before = {q: q.stat().st_mtime_ns for q in kept}
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "(resumed at step 4)" in again.stdout and (chunk / "final_eval.json").is_file()
+    assert {q: q.stat().st_mtime_ns for q in before} == before
+
+    done = [*kept, chunk / "last.pt", chunk / "eval_last_seed5000000.json", out / "timings_residual_seed2.json"]
+    before = {q: q.stat().st_mtime_ns for q in done}
+    third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "every stage was done already" in third.stdout
     assert {q: q.stat().st_mtime_ns for q in before} == before

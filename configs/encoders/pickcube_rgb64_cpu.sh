@@ -47,17 +47,15 @@ TEST_SEED=${TEST_SEED:-5000000}
 PRETRAIN_SEED=${PRETRAIN_SEED:-0}
 PUBLISHED_SIZE=${PUBLISHED_SIZE:-112}
 case " $ROWS " in *" $ROW "*) ;; *) echo "error: ROW must be one of ${ROWS// /, } (got '$ROW')" >&2; exit 2 ;; esac
-for v in SEED NUM_DEMOS BC_ITERS BC_EVAL NUM_TEST TEST_SEED PRETRAIN_SEED PUBLISHED_SIZE; do
-  case "${!v}" in ''|*[!0-9]*) echo "error: $v must be a non-negative integer (got '${!v}')" >&2; exit 2 ;; esac
-done
+cd "$(dirname "$0")/../.."
+. scripts/pipeline.sh
+require_uint SEED NUM_DEMOS BC_ITERS BC_EVAL NUM_TEST TEST_SEED PRETRAIN_SEED PUBLISHED_SIZE
 IN_DOMAIN=0
 case "$ROW" in nature_inDomain_*) IN_DOMAIN=1 ;; esac
 if [ "$IN_DOMAIN" = 1 ] && [ "$SEED" = "$PRETRAIN_SEED" ]; then
   echo "error: SEED $SEED is the pretraining seed (PRETRAIN_SEED=$PRETRAIN_SEED): an in-domain row would start from its own seed's run; use another seed" >&2
   exit 2
 fi
-cd "$(dirname "$0")/../.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 
 # ---- published weights: refused before anything runs when they are not cached here
 case "$ROW" in
@@ -97,52 +95,31 @@ fi
 mkdir -p "$OUT"
 now() { date +%s; }
 # stages 1 and 2 are shared by every (row, seed) of OUT_DIR: pipelines started side by side take turns
-# (flock on OUT_DIR/.<stage>.lock, fd 9, closed before the row's own run)
-lock() { if command -v flock >/dev/null; then exec 9>"$OUT/.$1.lock"; flock 9; fi; }
-unlock() { if command -v flock >/dev/null; then flock -u 9; exec 9>&-; fi; }
-# the bc.py run under DIR: finished (final_eval.json) -> kept; killed (last.pt) -> resumed; else started anew.
-# Sets BC_RUN (its run directory) and BC_RAN (0: it was finished already)
-bc_stage() {
-  local dir=$1; shift
-  local run
-  run=$(ls -d "$dir"/*/ 2>/dev/null | head -1 || true)
-  run=${run%/}
-  BC_RAN=1
-  if [ -n "$run" ] && [ -f "$run/final_eval.json" ]; then
-    echo "encoder ladder: $run is finished"
-    BC_RAN=0
-  elif [ -n "$run" ] && [ -f "$run/last.pt" ]; then
-    "$PY" cleanrl_style/bc.py --resume "$run"
-  else
-    rm -rf "$dir"
-    "$PY" cleanrl_style/bc.py "${BC[@]}" "$@" --runs-dir "$dir"
-  fi
-  run=$(ls -d "$dir"/*/ | head -1)
-  BC_RUN="${run%/}"
-}
+# (stage_lock, scripts/pipeline.sh; released before the row's own run)
 BC=(--env-id PickCube --obs-mode rgb --demo-path "$DEMO" --num-demos "$NUM_DEMOS" --aux-coef 10 --batch-size 64
     --total-iters "$BC_ITERS" --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL")
 
 # ---- 1. demonstrations
 t0=$(now)
-lock demos
+stage_lock demos
 RAN=()
 if [ ! -f "$DEMO" ]; then
   RAN+=(demos)
   "$PY" cleanrl_style/collect_demos.py --env-id PickCube --num-demos "$NUM_DEMOS" --out-dir "$OUT/demos" \
       --obs-mode rgb --control-mode pd_ee_delta_pos --image-size 64
 fi
-unlock
+stage_unlock
 t1=$(now)
 
 # ---- 2. the in-domain encoder: the nature_scratch recipe at the pretraining seed, once per OUT_DIR
 PRE_CKPT=
 if [ "$IN_DOMAIN" = 1 ]; then
-  lock pretrain
-  bc_stage "$OUT/pretrain/seed$PRETRAIN_SEED" --seed "$PRETRAIN_SEED" --exp-name encoder_ladder_pretrain
-  unlock
-  [ "$BC_RAN" = 0 ] || RAN+=(pretrain)
-  PRE_CKPT="$BC_RUN/last.pt"
+  stage_lock pretrain
+  run_or_resume "encoder ladder" "$OUT/pretrain/seed$PRETRAIN_SEED" bc.py "${BC[@]}" --seed "$PRETRAIN_SEED" \
+      --exp-name encoder_ladder_pretrain
+  stage_unlock
+  [ "$STAGE_RAN" = 0 ] || RAN+=(pretrain)
+  PRE_CKPT="$STAGE_RUN/last.pt"
 fi
 t2=$(now)
 
@@ -157,23 +134,20 @@ case "$ROW" in
   dinov2_frozen)            ROW_FLAGS=(--encoder dinov2-vits14 --encoder-weights published --freeze-encoder
                                        --encoder-image-size "$PUBLISHED_SIZE") ;;
 esac
-bc_stage "$OUT/bc/$ROW/seed$SEED" --seed "$SEED" --exp-name "encoder_ladder_$ROW" ${ROW_FLAGS[@]+"${ROW_FLAGS[@]}"}
-RUN=$BC_RUN
-[ "$BC_RAN" = 0 ] || RAN+=(bc)
+run_or_resume "encoder ladder" "$OUT/bc/$ROW/seed$SEED" bc.py "${BC[@]}" --seed "$SEED" \
+    --exp-name "encoder_ladder_$ROW" ${ROW_FLAGS[@]+"${ROW_FLAGS[@]}"}
+RUN=$STAGE_RUN
+[ "$STAGE_RAN" = 0 ] || RAN+=(bc)
 t3=$(now)
 
 # ---- 4. test evaluation of the last policy: the clean task, then the held-out variations
-if [ ! -f "$RUN/eval_last_seed$TEST_SEED.json" ]; then
-  RAN+=(eval_clean)
-  "$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-      --max-episode-steps 100 --variation clean
-fi
+eval_once "$RUN/eval_last_seed$TEST_SEED.json" "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+    --max-episode-steps 100 --variation clean
+[ "$EVAL_RAN" = 0 ] || RAN+=(eval_clean)
 t4=$(now)
-if [ ! -f "$RUN/eval_last_seed${TEST_SEED}_held-out.json" ]; then
-  RAN+=(eval_held_out)
-  "$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-      --max-episode-steps 100 --variation held-out
-fi
+eval_once "$RUN/eval_last_seed${TEST_SEED}_held-out.json" "$RUN/last.pt" --num-episodes "$NUM_TEST" \
+    --seed "$TEST_SEED" --max-episode-steps 100 --variation held-out
+[ "$EVAL_RAN" = 0 ] || RAN+=(eval_held_out)
 t5=$(now)
 # seconds per stage of this invocation (0: skipped, done before; `ran` names the stages that ran); a repeat
 # that finds everything done keeps the file of the invocation that did the work

@@ -7,7 +7,7 @@
 #      rewards (planner and conversion run on the CPU sim, up to 8 processes; skipped when OUT_DIR/demos
 #      already holds the converted file);
 #   2. bc.py --policy gaussian, the auxiliary loss on the peg's position (skipped when OUT_DIR/bc/seed<SEED>
-#      holds a finished run);
+#      holds a finished run; a killed one is resumed);
 #   3. sac_rgb.py with the flags of configs/finetune/peginsertionside_rgb64_gpu.args (the recipe row of
 #      configs/finetune/pickcube_rgb64_cpu.sh at 512 envs), --init-from the BC policy, --demos the converted file;
 #   4. evaluate.py on NUM_TEST held-out episodes (seeds TEST_SEED..) of the fine-tuned and of the BC policy.
@@ -39,7 +39,9 @@ BC_EVAL=${BC_EVAL:-64}
 MAX_STEPS=${MAX_STEPS:-300}
 RL_EXTRA=${RL_EXTRA:-}
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
+. scripts/pipeline.sh
+require_uint SEED TEST_SEED
+require_positive NUM_DEMOS NUM_TEST BC_ITERS BC_EVAL MAX_STEPS
 if [ "${ALLOW_CPU:-0}" != 1 ] && ! "$PY" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
   echo "error: peginsertionside_rgb64_gpu.sh is sized for a CUDA GPU (512 envs, 3M env steps) and none is visible; ALLOW_CPU=1 with small sizes runs a smoke test (see its header)" >&2
   exit 2
@@ -51,7 +53,9 @@ now() { date +%s; }
 
 # ---- 1. demonstrations
 t0=$(now)
+RAN=0  # 1 once a stage does work: a repeat that finds everything done keeps the timings of the one that did
 if [ ! -f "$DEMO" ]; then
+  RAN=1
   # the planner succeeds in about 2 of 7 attempts here (collect_demos.py's default allows 2 per demo)
   "$PY" cleanrl_style/collect_demos.py --env-id PegInsertionSide --num-demos "$NUM_DEMOS" --out-dir "$OUT/demos" \
       --max-attempts $((NUM_DEMOS * 5 + 20)) --obs-mode rgb --control-mode pd_ee_delta_pose --image-size 64
@@ -59,48 +63,40 @@ fi
 t1=$(now)
 
 # ---- 2. the starting policy: single-step tanh-Gaussian BC (the architecture sac_rgb.py loads)
-BC_DIR="$OUT/bc/seed$SEED"
-BC_RUN=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1 || true)
-if [ -z "$BC_RUN" ] || [ ! -f "$BC_RUN/final_eval.json" ]; then
-  rm -rf "$BC_DIR"
-  "$PY" cleanrl_style/bc.py --env-id PegInsertionSide --obs-mode rgb --policy gaussian --demo-path "$DEMO" \
-      --aux-actor peg --max-episode-steps "$MAX_STEPS" --seed "$SEED" --runs-dir "$BC_DIR" \
-      --exp-name bc_gaussian_rgb64 --total-iters "$BC_ITERS" --eval-freq $((BC_ITERS / 2)) \
-      --num-eval-episodes "$BC_EVAL"
-  BC_RUN=$(ls -d "$BC_DIR"/*/ | head -1)
-fi
-BC_CKPT="${BC_RUN%/}/last.pt"
+run_or_resume finetune "$OUT/bc/seed$SEED" bc.py --env-id PegInsertionSide --obs-mode rgb --policy gaussian \
+    --demo-path "$DEMO" --aux-actor peg --max-episode-steps "$MAX_STEPS" --seed "$SEED" \
+    --exp-name bc_gaussian_rgb64 --total-iters "$BC_ITERS" --eval-freq $((BC_ITERS / 2)) \
+    --num-eval-episodes "$BC_EVAL"
+RAN=$((RAN | STAGE_RAN))
+BC_CKPT="$STAGE_RUN/last.pt"
 t2=$(now)
 
 # ---- 3. fine-tuning: the GPU config's flags, then this run's inputs, seed and place (the last value wins)
-RUNS="$OUT/rl/bc_init_demos/seed$SEED"
-RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
-if [ -n "$RUN" ] && [ -f "${RUN%/}/final_eval.json" ]; then
-  echo "finetune: $RUN is finished"
-elif [ -n "$RUN" ] && [ -f "${RUN%/}/last.pt" ]; then
-  "$PY" cleanrl_style/sac_rgb.py --resume "${RUN%/}"
-else
-  rm -rf "$RUNS"
-  # shellcheck disable=SC2046,SC2086  # the config's flags and RL_EXTRA are word lists
-  "$PY" cleanrl_style/sac_rgb.py $(grep -v '^#' "$ARGS_FILE") --max-episode-steps "$MAX_STEPS" \
-      --init-from "$BC_CKPT" --demos "$DEMO" --seed "$SEED" --runs-dir "$RUNS" \
-      --exp-name finetune_bc_init_demos $RL_EXTRA
-fi
-RUN=$(ls -d "$RUNS"/*/ | head -1)
-RUN="${RUN%/}"
+# shellcheck disable=SC2046,SC2086  # the config's flags and RL_EXTRA are word lists
+run_or_resume finetune "$OUT/rl/bc_init_demos/seed$SEED" sac_rgb.py $(grep -v '^#' "$ARGS_FILE") \
+    --max-episode-steps "$MAX_STEPS" --init-from "$BC_CKPT" --demos "$DEMO" --seed "$SEED" \
+    --exp-name finetune_bc_init_demos $RL_EXTRA
+RAN=$((RAN | STAGE_RAN))
+RUN=$STAGE_RUN
 t3=$(now)
 
-# ---- 4. held-out evaluation of the last policy (and of the BC start, once per seed)
-"$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+# ---- 4. held-out evaluation of the last policy and of the row's starting policy (each skipped when done)
+eval_once "$RUN/eval_last_seed$TEST_SEED.json" "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
     --max-episode-steps "$MAX_STEPS"
-if [ ! -f "$(dirname "$BC_CKPT")/eval_last_seed$TEST_SEED.json" ]; then
-  "$PY" cleanrl_style/evaluate.py --checkpoint "$BC_CKPT" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-      --max-episode-steps "$MAX_STEPS"
-fi
+RAN=$((RAN | EVAL_RAN))
+eval_once "$(dirname "$BC_CKPT")/eval_last_seed$TEST_SEED.json" "$BC_CKPT" --num-episodes "$NUM_TEST" \
+    --seed "$TEST_SEED" --max-episode-steps "$MAX_STEPS"
+RAN=$((RAN | EVAL_RAN))
 t4=$(now)
-printf '{"row": "bc_init_demos", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
-    "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$OUT/timings_bc_init_demos_seed$SEED.json"
-cat "$OUT/timings_bc_init_demos_seed$SEED.json"
+TIMINGS="$OUT/timings_bc_init_demos_seed$SEED.json"
+if [ "$RAN" = 0 ] && [ -f "$TIMINGS" ]; then
+  echo "finetune: every stage was done already; $TIMINGS kept"
+else
+  printf '{"row": "bc_init_demos", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
+      "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$TIMINGS.new"
+  mv "$TIMINGS.new" "$TIMINGS"
+fi
+cat "$TIMINGS"
 }
 main "$@"
 exit

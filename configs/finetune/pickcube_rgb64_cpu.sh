@@ -4,9 +4,9 @@
 # 100-step episodes: the whole pipeline as one command.
 #   1. collect 500 motion-planning demos and convert them to rgb 64x64 + pd_ee_delta_pos with rewards
 #      (skipped when OUT_DIR/demos already holds the converted file);
-#   2. bc.py --policy gaussian: the starting policy (skipped when OUT_DIR/bc/seed<SEED> holds one);
+#   2. bc.py --policy gaussian: the starting policy (skipped when OUT_DIR/bc/seed<SEED> holds a finished one);
 #      row residual only: bc.py's action-chunking policy (the pixel defaults of configs/bc/pickcube_rgb64_cpu.sh,
-#      skipped when OUT_DIR/bc_chunk/seed<SEED> holds one), the frozen base of its correction;
+#      skipped when OUT_DIR/bc_chunk/seed<SEED> holds a finished one), the frozen base of its correction;
 #   3. sac_rgb.py for the row ROW with the same env-step budget for every row: residual (the default: it
 #      lifted its frozen base on every seed and never fell below it, docs/finetune.md#which-one-to-use) |
 #      bc_init_demos (the recipe of the BC-init rows) | bc_init | demos | scratch;
@@ -15,8 +15,8 @@
 #      row's starting policy (the gaussian BC, or the chunking base of row residual), once per seed.
 # Smaller settings for a smoke run: NUM_DEMOS, STEPS (RL env steps; evaluation every STEPS/6, learning
 # starts and critic warm-up STEPS/30), NUM_TEST, BC_ITERS, BC_EVAL, RL_EVAL (evaluation episodes).
-# Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed fine-tuning run is
-# continued from its last.pt (and replay.pt) when the command is repeated. Results: docs/finetune.md,
+# Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed BC or fine-tuning run is
+# continued from its last.pt (and replay.pt) when the command is repeated (scripts/pipeline.sh). Results: docs/finetune.md,
 # results/finetune_pickcube_rgb64_cpu.csv (bench/finetune_results.py gathers the runs).
 #
 #   bash configs/finetune/pickcube_rgb64_cpu.sh OUT_DIR [SEED] [ROW]
@@ -35,43 +35,37 @@ BC_ITERS=${BC_ITERS:-5000}
 BC_EVAL=${BC_EVAL:-50}
 RL_EVAL=${RL_EVAL:-20}
 cd "$(dirname "$0")/../.."
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
+. scripts/pipeline.sh
 case "$ROW" in bc_init_demos|bc_init|demos|scratch|residual) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos, scratch or residual (got '$ROW')" >&2; exit 2 ;; esac
+require_uint SEED TEST_SEED
+require_positive NUM_DEMOS STEPS NUM_TEST BC_ITERS BC_EVAL RL_EVAL
 mkdir -p "$OUT"
 DEMO="$OUT/demos/PickCube-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
 now() { date +%s; }
 
 # ---- 1. demonstrations
 t0=$(now)
+RAN=0  # 1 once a stage does work: a repeat that finds everything done keeps the timings of the one that did
 if [ ! -f "$DEMO" ]; then
+  RAN=1
   "$PY" cleanrl_style/collect_demos.py --env-id PickCube --num-demos "$NUM_DEMOS" --out-dir "$OUT/demos" \
       --obs-mode rgb --control-mode pd_ee_delta_pos --image-size 64
 fi
 t1=$(now)
 
 # ---- 2. the starting policy: single-step tanh-Gaussian BC (the architecture sac_rgb.py loads)
-BC_DIR="$OUT/bc/seed$SEED"
-BC_CKPT=$(ls -d "$BC_DIR"/*/ 2>/dev/null | head -1 || true)
-if [ -z "$BC_CKPT" ] || [ ! -f "$BC_CKPT/final_eval.json" ]; then
-  rm -rf "$BC_DIR"
-  "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --policy gaussian --demo-path "$DEMO" \
-      --seed "$SEED" --runs-dir "$BC_DIR" --exp-name bc_gaussian_rgb64 --total-iters "$BC_ITERS" \
-      --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
-  BC_CKPT=$(ls -d "$BC_DIR"/*/ | head -1)
-fi
-BC_CKPT="${BC_CKPT%/}/last.pt"
+run_or_resume finetune "$OUT/bc/seed$SEED" bc.py --env-id PickCube --obs-mode rgb --policy gaussian \
+    --demo-path "$DEMO" --seed "$SEED" --exp-name bc_gaussian_rgb64 --total-iters "$BC_ITERS" \
+    --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
+RAN=$((RAN | STAGE_RAN))
+BC_CKPT="$STAGE_RUN/last.pt"
 START_CKPT="$BC_CKPT"  # the policy the row starts from, evaluated on the held-out seeds in step 4
 if [ "$ROW" = residual ]; then  # the frozen base: bc.py's default action-chunking policy (configs/bc)
-  CHUNK_DIR="$OUT/bc_chunk/seed$SEED"
-  CHUNK_CKPT=$(ls -d "$CHUNK_DIR"/*/ 2>/dev/null | head -1 || true)
-  if [ -z "$CHUNK_CKPT" ] || [ ! -f "$CHUNK_CKPT/final_eval.json" ]; then
-    rm -rf "$CHUNK_DIR"
-    "$PY" cleanrl_style/bc.py --env-id PickCube --obs-mode rgb --demo-path "$DEMO" --seed "$SEED" \
-        --runs-dir "$CHUNK_DIR" --exp-name bc_chunk_rgb64 --aux-coef 10 --batch-size 64 --total-iters "$BC_ITERS" \
-        --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
-    CHUNK_CKPT=$(ls -d "$CHUNK_DIR"/*/ | head -1)
-  fi
-  START_CKPT="${CHUNK_CKPT%/}/last.pt"
+  run_or_resume finetune "$OUT/bc_chunk/seed$SEED" bc.py --env-id PickCube --obs-mode rgb --demo-path "$DEMO" \
+      --seed "$SEED" --exp-name bc_chunk_rgb64 --aux-coef 10 --batch-size 64 --total-iters "$BC_ITERS" \
+      --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL"
+  RAN=$((RAN | STAGE_RAN))
+  START_CKPT="$STAGE_RUN/last.pt"
 fi
 t2=$(now)
 
@@ -108,31 +102,28 @@ case "$ROW" in
   residual)      ROW_FLAGS=(--residual-of "$START_CKPT" --residual-scale 0.2 --fixed-log-std -1.5 --no-autotune
                             --alpha 0 --policy-lr 1e-4 --residual-penalty 1) ;;
 esac
-RUNS="$OUT/rl/$ROW/seed$SEED"
-RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
-if [ -n "$RUN" ] && [ -f "${RUN%/}/final_eval.json" ]; then
-  echo "finetune: $RUN is finished"
-elif [ -n "$RUN" ] && [ -f "${RUN%/}/last.pt" ]; then
-  "$PY" cleanrl_style/sac_rgb.py --resume "${RUN%/}"
-else
-  rm -rf "$RUNS"
-  "$PY" cleanrl_style/sac_rgb.py "${RL[@]}" "${ROW_FLAGS[@]}" --runs-dir "$RUNS" --exp-name "finetune_$ROW"
-fi
-RUN=$(ls -d "$RUNS"/*/ | head -1)
-RUN="${RUN%/}"
+run_or_resume finetune "$OUT/rl/$ROW/seed$SEED" sac_rgb.py "${RL[@]}" "${ROW_FLAGS[@]}" --exp-name "finetune_$ROW"
+RAN=$((RAN | STAGE_RAN))
+RUN=$STAGE_RUN
 t3=$(now)
 
-# ---- 4. held-out evaluation of the last policy (and of the BC start, once per seed)
-"$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
+# ---- 4. held-out evaluation of the last policy and of the row's starting policy (each skipped when done)
+eval_once "$RUN/eval_last_seed$TEST_SEED.json" "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
     --max-episode-steps 100
-if [ ! -f "$(dirname "$START_CKPT")/eval_last_seed$TEST_SEED.json" ]; then
-  "$PY" cleanrl_style/evaluate.py --checkpoint "$START_CKPT" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-      --max-episode-steps 100
-fi
+RAN=$((RAN | EVAL_RAN))
+eval_once "$(dirname "$START_CKPT")/eval_last_seed$TEST_SEED.json" "$START_CKPT" --num-episodes "$NUM_TEST" \
+    --seed "$TEST_SEED" --max-episode-steps 100
+RAN=$((RAN | EVAL_RAN))
 t4=$(now)
-printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
-    "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$OUT/timings_${ROW}_seed$SEED.json"
-cat "$OUT/timings_${ROW}_seed$SEED.json"
+TIMINGS="$OUT/timings_${ROW}_seed$SEED.json"
+if [ "$RAN" = 0 ] && [ -f "$TIMINGS" ]; then
+  echo "finetune: every stage was done already; $TIMINGS kept"
+else
+  printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
+      "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$TIMINGS.new"
+  mv "$TIMINGS.new" "$TIMINGS"
+fi
+cat "$TIMINGS"
 }
 main "$@"
 exit

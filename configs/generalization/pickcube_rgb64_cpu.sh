@@ -40,15 +40,13 @@ SIM_DR=${SIM_DR:-heavy}  # the level of the sim rows' demos and of every row's t
 IMAGE_DR=heavy  # bc.py --dr of the image rows
 case "$ROW" in none|image|sim|sim+image) ;; *) echo "error: ROW must be none, image, sim or sim+image (got '$ROW')" >&2; exit 2 ;; esac
 case "$SIM_DR" in light|heavy) ;; *) echo "error: SIM_DR must be light or heavy (got '$SIM_DR')" >&2; exit 2 ;; esac
-for v in SEED NUM_DEMOS BC_ITERS BC_EVAL NUM_TEST TEST_SEED; do
-  case "${!v}" in ''|*[!0-9]*) echo "error: $v must be a non-negative integer (got '${!v}')" >&2; exit 2 ;; esac
-done
 cd "$(dirname "$0")/../.."  # OUT_DIR and DEMOS_FROM are relative to the repository, as in configs/finetune
+. scripts/pipeline.sh
+require_uint SEED NUM_DEMOS BC_ITERS BC_EVAL NUM_TEST TEST_SEED
 if [ -n "${DEMOS_FROM:-}" ] && [ ! -f "$DEMOS_FROM/PickCube-v1/motionplanning/trajectory.h5" ]; then
   echo "error: DEMOS_FROM=$DEMOS_FROM holds no PickCube-v1/motionplanning/trajectory.h5 (an OUT_DIR/demos of configs/finetune or configs/bc)" >&2
   exit 2
 fi
-PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 mkdir -p "$OUT"
 MP="$OUT/demos/PickCube-v1/motionplanning"
 CONTROL=pd_ee_delta_pos
@@ -89,21 +87,12 @@ fi
 t1=$(now)
 
 # ---- 2. behavior cloning from pixels (the pixel defaults of configs/bc/pickcube_rgb64_cpu.sh), + the row's flags
-RUNS="$OUT/bc/$ROW/seed$SEED"
-RUN=$(ls -d "$RUNS"/*/ 2>/dev/null | head -1 || true)
-if [ -n "$RUN" ] && [ -f "${RUN%/}/final_eval.json" ]; then
-  echo "generalization: $RUN is finished"
-  skipped+=(bc)
-elif [ -n "$RUN" ] && [ -f "${RUN%/}/last.pt" ]; then
-  "$PY" cleanrl_style/bc.py --resume "${RUN%/}"
-else
-  rm -rf "$RUNS"
-  "$PY" cleanrl_style/bc.py --env-id "$ENV_ID" --obs-mode rgb --demo-path "$DEMO" --seed "$SEED" \
-      --runs-dir "$RUNS" --exp-name "generalization_${ROW/+/_}" --aux-coef 10 --batch-size 64 \
-      --total-iters "$BC_ITERS" --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL" "${BC_ROW_FLAGS[@]}"
-fi
-RUN=$(ls -d "$RUNS"/*/ | head -1)
-RUN="${RUN%/}"
+run_or_resume generalization "$OUT/bc/$ROW/seed$SEED" bc.py --env-id "$ENV_ID" --obs-mode rgb --demo-path "$DEMO" \
+    --seed "$SEED" --exp-name "generalization_${ROW/+/_}" --aux-coef 10 --batch-size 64 \
+    --total-iters "$BC_ITERS" --eval-freq $((BC_ITERS / 2)) --num-eval-episodes "$BC_EVAL" \
+    ${BC_ROW_FLAGS[@]+"${BC_ROW_FLAGS[@]}"}
+RUN=$STAGE_RUN
+[ "$STAGE_RAN" = 1 ] || skipped+=(bc)
 t2=$(now)
 
 # ---- 3. test episodes of the last policy on each variation (evaluate.py's json names)
@@ -115,13 +104,9 @@ for variation in clean train held-out; do
     *)     json="$RUN/eval_last_seed${TEST_SEED}_$variation.json"; EVAL_FLAGS=() ;;
   esac
   te=$(now)
-  if [ -f "$json" ]; then
-    echo "generalization: $json exists"
-    skipped+=("eval_${variation/-/_}")
-  else
-    "$PY" cleanrl_style/evaluate.py --checkpoint "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-        --variation "$variation" "${EVAL_FLAGS[@]}"
-  fi
+  eval_once "$json" "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" --variation "$variation" \
+      ${EVAL_FLAGS[@]+"${EVAL_FLAGS[@]}"}
+  [ "$EVAL_RAN" = 1 ] || skipped+=("eval_${variation/-/_}")
   eval_s+=($(( $(now) - te )))
 done
 t3=$(now)
