@@ -12,6 +12,10 @@
 #   eval_once JSON CKPT ARGS...
 #                         `evaluate.py --checkpoint CKPT ARGS` unless JSON (the file that command writes) exists
 #                         and is newer than CKPT; sets EVAL_RAN (0 when skipped). Delete JSON to evaluate again
+#   write_timings LABEL DID_WORK PATH JSON
+#                         the stage wall times of this invocation (JSON, one line) written to PATH (via PATH.new)
+#                         unless DID_WORK is 0 and PATH exists: a repeat that found every stage done keeps the
+#                         times of the invocation that did the work. Prints PATH
 #   stage_lock NAME / stage_unlock
 #                         pipelines started side by side on one OUT_DIR take turns at a shared stage (flock on
 #                         OUT_DIR/.NAME.lock, fd 9); a no-op where flock is missing
@@ -63,6 +67,17 @@ eval_once() {
     "$PY" cleanrl_style/evaluate.py --checkpoint "$ckpt" "$@"
     [ -f "$json" ] || { echo "error: evaluate.py wrote no $json" >&2; exit 1; }
   fi
+}
+
+write_timings() {
+  local label=$1 did=$2 path=$3 json=$4
+  if [ "$did" = 0 ] && [ -f "$path" ]; then
+    echo "$label: every stage was done already; $path kept"
+  else
+    printf '%s\n' "$json" > "$path.new"
+    mv "$path.new" "$path"
+  fi
+  cat "$path"
 }
 
 stage_lock() { if command -v flock >/dev/null; then exec 9>"$OUT/.$1.lock"; flock 9; fi; }

@@ -694,6 +694,11 @@ def test_the_gpu_checks_finetune_chain_runs_here_on_the_cpu_sim(tmp_path):
     assert "residual_base" in residual["extra"]
 
 
+def _mtimes(paths) -> dict:
+    """Modification times (ns) by path: equal before and after a command when it rewrote none of them."""
+    return {q: q.stat().st_mtime_ns for q in paths}
+
+
 @pytest.mark.slow
 def test_peg_gpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
     """configs/finetune/peginsertionside_rgb64_gpu.sh with ALLOW_CPU=1 and its header's smoke sizes: 2 planned
@@ -732,11 +737,11 @@ def test_peg_gpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_path):
     assert timings["run_dir"] == str(rl_run) and timings["total_s"] >= timings["rl_s"] >= 0
     done = [bc_run / "last.pt", rl_run / "last.pt", demo, out / "timings_bc_init_demos_seed3.json"]
     done += [run / "eval_last_seed5000000.json" for run in (bc_run, rl_run)]
-    before = {q: q.stat().st_mtime_ns for q in done}
+    before = _mtimes(done)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "is finished" in again.stdout and "every stage was done already" in again.stdout
-    assert {q: q.stat().st_mtime_ns for q in before} == before
+    assert _mtimes(before) == before
 
 
 @pytest.mark.slow
@@ -777,15 +782,15 @@ def test_pickcube_cpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_pat
 
     (chunk / "final_eval.json").unlink()  # as if killed after its last checkpoint
     kept = [gauss / "last.pt", rl_run / "last.pt", demo, rl_run / "eval_last_seed5000000.json"]
-    before = {q: q.stat().st_mtime_ns for q in kept}
+    before = _mtimes(kept)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(resumed at step 4)" in again.stdout and (chunk / "final_eval.json").is_file()
-    assert {q: q.stat().st_mtime_ns for q in before} == before
+    assert _mtimes(before) == before
 
     done = [*kept, chunk / "last.pt", chunk / "eval_last_seed5000000.json", out / "timings_residual_seed2.json"]
-    before = {q: q.stat().st_mtime_ns for q in done}
+    before = _mtimes(done)
     third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "every stage was done already" in third.stdout
-    assert {q: q.stat().st_mtime_ns for q in before} == before
+    assert _mtimes(before) == before

@@ -151,17 +151,10 @@ eval_once "$RUN/eval_last_seed${TEST_SEED}_held-out.json" "$RUN/last.pt" --num-e
 t5=$(now)
 # seconds per stage of this invocation (0: skipped, done before; `ran` names the stages that ran); a repeat
 # that finds everything done keeps the file of the invocation that did the work
-TIMINGS="$OUT/timings_${ROW}_seed$SEED.json"
-if [ ${#RAN[@]} -eq 0 ] && [ -f "$TIMINGS" ]; then
-  echo "encoder ladder: $ROW seed $SEED: every stage was done already; $TIMINGS kept"
-else
-  ran=
-  [ ${#RAN[@]} -eq 0 ] || ran=$(printf '"%s", ' "${RAN[@]}")
-  printf '{"row": "%s", "seed": %d, "demos_s": %d, "pretrain_s": %d, "bc_s": %d, "eval_clean_s": %d, "eval_held_out_s": %d, "total_s": %d, "ran": [%s], "run_dir": "%s"}\n' \
-      "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t5 - t4)) $((t5 - t0)) "${ran%, }" "$RUN" \
-      > "$TIMINGS"
-fi
-cat "$TIMINGS"
+ran=
+[ ${#RAN[@]} -eq 0 ] || ran=$(printf '"%s", ' "${RAN[@]}")
+write_timings "encoder ladder: $ROW seed $SEED" ${#RAN[@]} "$OUT/timings_${ROW}_seed$SEED.json" "$(printf '{"row": "%s", "seed": %d, "demos_s": %d, "pretrain_s": %d, "bc_s": %d, "eval_clean_s": %d, "eval_held_out_s": %d, "total_s": %d, "ran": [%s], "run_dir": "%s"}' \
+    "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t5 - t4)) $((t5 - t0)) "${ran%, }" "$RUN")"
 }
 main "$@"
 exit

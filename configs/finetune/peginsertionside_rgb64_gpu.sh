@@ -88,15 +88,8 @@ eval_once "$(dirname "$BC_CKPT")/eval_last_seed$TEST_SEED.json" "$BC_CKPT" --num
     --seed "$TEST_SEED" --max-episode-steps "$MAX_STEPS"
 RAN=$((RAN | EVAL_RAN))
 t4=$(now)
-TIMINGS="$OUT/timings_bc_init_demos_seed$SEED.json"
-if [ "$RAN" = 0 ] && [ -f "$TIMINGS" ]; then
-  echo "finetune: every stage was done already; $TIMINGS kept"
-else
-  printf '{"row": "bc_init_demos", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
-      "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$TIMINGS.new"
-  mv "$TIMINGS.new" "$TIMINGS"
-fi
-cat "$TIMINGS"
+write_timings finetune "$RAN" "$OUT/timings_bc_init_demos_seed$SEED.json" "$(printf '{"row": "bc_init_demos", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}' \
+    "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN")"
 }
 main "$@"
 exit

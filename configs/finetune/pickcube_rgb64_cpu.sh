@@ -115,15 +115,8 @@ eval_once "$(dirname "$START_CKPT")/eval_last_seed$TEST_SEED.json" "$START_CKPT"
     --seed "$TEST_SEED" --max-episode-steps 100
 RAN=$((RAN | EVAL_RAN))
 t4=$(now)
-TIMINGS="$OUT/timings_${ROW}_seed$SEED.json"
-if [ "$RAN" = 0 ] && [ -f "$TIMINGS" ]; then
-  echo "finetune: every stage was done already; $TIMINGS kept"
-else
-  printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}\n' \
-      "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN" > "$TIMINGS.new"
-  mv "$TIMINGS.new" "$TIMINGS"
-fi
-cat "$TIMINGS"
+write_timings finetune "$RAN" "$OUT/timings_${ROW}_seed$SEED.json" "$(printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}' \
+    "$ROW" "$SEED" $((t1 - t0)) $((t2 - t1)) $((t3 - t2)) $((t4 - t3)) $((t4 - t0)) "$RUN")"
 }
 main "$@"
 exit
