@@ -9,7 +9,8 @@ Every path is a run directory (it holds config.yaml) or a folder searched for th
 OUT_DIR/rl/<row>/seed<S>/<run>/). A run's row comes from its config.yaml, never from the folder it
 sits in: a bc.py run is `bc` (--policy gaussian) or `bc_chunk` (an action-chunking policy); a sac_rgb.py
 run with --residual-of is `residual`; a sac_rgb.py (or sac.py) run with --init-from and --demos is
-`bc_init_demos`, with --init-from only `bc_init`, with --demos only `demos`, with neither `scratch`.
+`bc_init_demos`, with --init-from only `bc_init`, with --demos only `demos`, with neither `scratch`;
+--freeze-encoder adds `_frozen` (`_unfreeze` with --unfreeze-after): the encoder ladder's rungs.
 
 One CSV holds one task (env_id): runs of another task are refused with one error line, nothing written.
 One line per finished run (one with final_eval.json) is appended to --out, one line per in-training
@@ -124,13 +125,17 @@ def classify(cfg: dict) -> Optional[str]:
         return "bc" if a.get("policy") == "gaussian" else "bc_chunk"
     if script in RL_SCRIPTS:
         if a.get("residual_of"):
-            return "residual"
-        return {
-            (True, True): "bc_init_demos",
-            (True, False): "bc_init",
-            (False, True): "demos",
-            (False, False): "scratch",
-        }[(bool(a.get("init_from")), bool(a.get("demos")))]
+            row = "residual"
+        else:
+            row = {
+                (True, True): "bc_init_demos",
+                (True, False): "bc_init",
+                (False, True): "demos",
+                (False, False): "scratch",
+            }[(bool(a.get("init_from")), bool(a.get("demos")))]
+        if a.get("freeze_encoder"):  # the encoder ladder's rungs (docs/encoders.md)
+            row += "_unfreeze" if a.get("unfreeze_after") is not None else "_frozen"
+        return row
     return None
 
 

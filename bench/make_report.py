@@ -289,7 +289,8 @@ def section_finetune(ctx: Ctx) -> list[str]:
             "RL from scratch vs BC-initialised RL",
             FINETUNE_CSV,
             pipeline_command(ctx, FINETUNE_CSV, "python bench/finetune_results.py OUT_DIR")
-            + " for each ROW in bc_init_demos, bc_init, demos, scratch, residual and each SEED",
+            + " for each ROW in bc_init_demos, bc_init, demos, scratch, residual, bc_init_demos_frozen, "
+            "bc_init_demos_unfreeze and each SEED",
         )
     else:
         L += finetune_table(ctx, rows) + finetune_figure(ctx, rows, curves)
@@ -566,6 +567,12 @@ def section_encoders(ctx: Ctx) -> list[str]:
             ladder[0] if ladder else LADDER_CSV,
             pipeline_command(ctx, LADDER_CSV, gather) + " for each ROW and SEED",
         )
+    L += [
+        "The ladder's rungs inside BC -> RL fine-tuning (`"
+        + "`, `".join(reproduce.FINETUNE_LADDER_ROWS)
+        + "`) are rows of the fine-tuning table, [section 1](#1-rl-from-scratch-vs-bc-initialised-rl).",
+        "",
+    ]
     return L
 
 

@@ -903,6 +903,16 @@ FINETUNE_ROWS = {
     "bc_init_demos": "BC init (std held at 0.05) + demos + BC term (the recipe)",
     "bc_chunk": "the action-chunking BC policy alone (bc.py --policy chunk), no RL: the residual row's base",
     "residual": "SAC correction on the frozen chunking BC policy (--residual-of), no demos",
+    "bc_init_demos_frozen": "the recipe with the critics' BC encoder frozen too (convs; its fc adapter trains)",
+    "bc_init_demos_unfreeze": "the same, the critics' last conv block unfrozen halfway, at its own --encoder-lr",
+}
+# the encoder ladder of the fine-tuning (docs/encoders.md): what the critics' image encoder is during RL
+# (the BC-started rows hold the actor's encoder as BC trained it: --critic-encoder separate)
+FINETUNE_LADDER_ROWS = {
+    "demos": "NatureCNN, random init, trained end to end (RLPD: demos in replay, no BC start)",
+    "bc_init_demos": "NatureCNN from the BC policy, trained end to end (the recipe)",
+    "bc_init_demos_frozen": "NatureCNN from the BC policy, convs frozen, fc adapter trains",
+    "bc_init_demos_unfreeze": "the same, its last conv block unfrozen halfway, at its own --encoder-lr",
 }
 BC_ROWS = ("bc", "bc_chunk")  # rows of a policy alone: no env steps, their final success drawn as a level
 
@@ -956,18 +966,21 @@ def _seed_cell(rs: list[dict], older: int) -> str:
     return cell + (f"; {older} older run(s) of the same seed not counted" if older else "")
 
 
-def finetune_table(rows: list[dict]) -> list[str]:
+def finetune_table(rows: list[dict], what: dict[str, str] | None = None) -> list[str]:
     """Markdown rows of a bench/finetune_results.py CSV: one per experiment row (per device when the CSV
-    holds several), in FINETUNE_ROWS order; rows without runs are listed as not run yet."""
+    holds several), in the order of `what` (row -> description; default FINETUNE_ROWS, every row); rows of
+    `what` without runs are listed as not run yet, rows not in it are left out."""
     f = _shared.to_float
+    what = FINETUNE_ROWS if what is None else what
     groups, left_out = finetune_runs(rows)
+    groups = {k: v for k, v in groups.items() if k[1] in what or what is FINETUNE_ROWS}
     out = [
         "| row | what | seeds | final success_once | final success_at_end | final evaluation "
         "| min eval success_once (mean) | start success_once (mean) | env steps | wall time: mean, min "
         "| device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---|---|---|",
     ]
-    for key in _ranked(groups, rows, FINETUNE_ROWS):
+    for key in _ranked(groups, rows, what):
         device, row = key
         rs = groups[key]
         seed_cell = _seed_cell(rs, left_out.get(key, 0))
@@ -996,17 +1009,23 @@ def finetune_table(rows: list[dict]) -> list[str]:
         ]
         steps = "0 (no RL)" if row in BC_ROWS else uniq(lambda r: _fmt_steps_cell(r.get("env_steps")))
         out.append(
-            f"| {row} | {FINETUNE_ROWS.get(row, '?')} | {seed_cell} | "
+            f"| {row} | {what.get(row, '?')} | {seed_cell} | "
             f"{mean_std([f(r.get('final_success_once')) for r in rs])} | "
             f"{mean_std([f(r.get('final_success_at_end')) for r in rs])} | {uniq(evaluation)} | "
             f"{mean_of('min_eval_success_once')} | {mean_of('start_success_once')} | {steps} | {wall} | "
             f"{device} | {', '.join(dict.fromkeys(_short_commit(c) for c in commits if c)) or 'unknown'} |"
         )
     ran = {row for _, row in groups}
-    for row, what in FINETUNE_ROWS.items():
+    for row, desc in what.items():
         if row not in ran:
-            out.append(f"| {row} | {what} | not run yet | – | – | – | – | – | – | – | – | – |")
+            out.append(f"| {row} | {desc} | not run yet | – | – | – | – | – | – | – | – | – |")
     return out
+
+
+def finetune_ladder_table(rows: list[dict]) -> list[str]:
+    """The encoder ladder of the fine-tuning: the FINETUNE_LADDER_ROWS of a bench/finetune_results.py CSV,
+    described by what the critics' image encoder is during RL (the other rows are left out)."""
+    return finetune_table(rows, FINETUNE_LADDER_ROWS)
 
 
 # the rows of the generalization table (bench/generalization_results.py decides a run's row from its config)
@@ -1147,12 +1166,13 @@ BLOCK_KINDS = {
     "finetune": (finetune_table, "bench/finetune_results.py"),
     "generalization": (generalization_table, "bench/generalization_results.py"),
     "encoders": (encoder_ladder_table, "bench/encoder_ladder_results.py"),
+    "finetune_ladder": (finetune_ladder_table, "bench/finetune_results.py"),
     "encoder_throughput": (encoder_throughput_table, "bench/encoder_throughput.py"),
     "feature_cache": (feature_cache_table, "bench/feature_cache.py"),
 }
 # kinds whose table says which rows have not run yet, even for a header-only CSV
-RENDERS_EMPTY = ("finetune", "generalization", "encoders")
-RENDERS_EMPTY_TABLES = (finetune_table, generalization_table, encoder_ladder_table)
+RENDERS_EMPTY = ("finetune", "generalization", "encoders", "finetune_ladder")
+RENDERS_EMPTY_TABLES = (finetune_table, generalization_table, encoder_ladder_table, finetune_ladder_table)
 
 
 def render_block(spec: str, page: Path) -> list[str]:

@@ -513,7 +513,12 @@ def test_finetune_cpu_pipeline_refuses_an_unknown_row_and_bad_sizes(tmp_path):
     script = str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh")
     out = tmp_path / "out"
     for argv, env, needle in (
-        (["1", "bogus"], {}, "ROW must be bc_init_demos, bc_init, demos, scratch or residual (got 'bogus')"),
+        (
+            ["1", "bogus"],
+            {},
+            "ROW must be bc_init_demos, bc_init, demos, scratch, residual, bc_init_demos_frozen or "
+            "bc_init_demos_unfreeze (got 'bogus')",
+        ),
         (["x"], {}, "SEED must be a non-negative integer (got 'x')"),
         (["1"], {"STEPS": "30k"}, "STEPS must be a non-negative integer (got '30k')"),
         (["1"], {"NUM_TEST": "0"}, "NUM_TEST must be a positive integer (got '0')"),

@@ -167,6 +167,11 @@ def test_row_classification_comes_from_the_flags():
     assert finetune_results.classify(cfg("bc", policy="chunk")) == "bc_chunk"  # a residual row's base
     assert finetune_results.classify(cfg("sac_rgb", residual_of="c/last.pt", init_from=None, demos=None)) == "residual"
     assert finetune_results.classify(cfg("ppo_rgb")) is None
+    # the encoder ladder's rungs: --freeze-encoder, and --unfreeze-after on top
+    recipe = dict(init_from="x/last.pt", demos="d.h5", freeze_encoder=True)
+    assert finetune_results.classify(cfg("sac_rgb", **recipe, unfreeze_after=None)) == "bc_init_demos_frozen"
+    assert finetune_results.classify(cfg("sac_rgb", **recipe, unfreeze_after=15000)) == "bc_init_demos_unfreeze"
+    assert finetune_results.classify(cfg("sac_rgb", demos="d.h5", freeze_encoder=False, unfreeze_after=5)) == "demos"
     assert finetune_results._rel(REPO_ROOT / "runs" / "ft" / "x") == "runs/ft/x"
 
 
@@ -277,13 +282,30 @@ def test_finetune_block_renders_means_few_seeds_and_rows_not_run(tmp_path):
         "demos",
         "bc_chunk",
         "residual",
+        "bc_init_demos_frozen",
+        "bc_init_demos_unfreeze",
     ]
+
+    # the fine-tuning encoder ladder: its own rows only, described by the critics' encoder during RL
+    page.write_text(f"{reproduce.BLOCK_BEGIN}finetune_ladder {csv_path} -->\n{reproduce.BLOCK_END}\n")
+    md = reproduce.refresh_page(page.read_text(), page)
+    ladder = {ln.split(" | ")[0][2:]: ln for ln in md.splitlines() if ln.startswith("| ") and " | " in ln}
+    rungs = reproduce.FINETUNE_LADDER_ROWS
+    # no bc, scratch, bc_init or residual lines; the measured rung first, then the rungs not run yet
+    measured_first = ["bc_init_demos", "demos", "bc_init_demos_frozen", "bc_init_demos_unfreeze"]
+    assert [k for k in ladder if k in what] == measured_first
+    assert ladder["bc_init_demos"] == lines["bc_init_demos"].replace(what["bc_init_demos"], rungs["bc_init_demos"])
+    frozen = f"| bc_init_demos_frozen | {rungs['bc_init_demos_frozen']} | not run yet |"
+    assert ladder["bc_init_demos_frozen"].startswith(frozen)
 
     header_only = tmp_path / "empty.csv"
     header_only.write_text(",".join(finetune_results.COLUMNS) + "\n")
     page.write_text(f"{reproduce.BLOCK_BEGIN}finetune {header_only} -->\n{reproduce.BLOCK_END}\n")
     md = reproduce.refresh_page(page.read_text(), page)
     assert md.count("| not run yet |") == len(reproduce.FINETUNE_ROWS) and "No rows" not in md
+    page.write_text(f"{reproduce.BLOCK_BEGIN}finetune_ladder {header_only} -->\n{reproduce.BLOCK_END}\n")
+    md = reproduce.refresh_page(page.read_text(), page)
+    assert md.count("| not run yet |") == len(reproduce.FINETUNE_LADDER_ROWS) and "No rows" not in md
 
 
 def test_committed_finetune_csv_and_page_exist():

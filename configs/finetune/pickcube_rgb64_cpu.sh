@@ -9,7 +9,10 @@
 #      skipped when OUT_DIR/bc_chunk/seed<SEED> holds a finished one), the frozen base of its correction;
 #   3. sac_rgb.py for the row ROW with the same env-step budget for every row: residual (the default: it
 #      lifted its frozen base on every seed and never fell below it, docs/finetune.md#which-one-to-use) |
-#      bc_init_demos (the recipe of the BC-init rows) | bc_init | demos | scratch;
+#      bc_init_demos (the recipe of the BC-init rows) | bc_init | demos | scratch; the encoder ladder's
+#      fine-tuning rungs (docs/encoders.md): bc_init_demos_frozen (the recipe with the critics' copy of the BC
+#      encoder frozen too, its fc adapter trains) | bc_init_demos_unfreeze (the same, its last conv block
+#      unfrozen at STEPS/2 at --encoder-lr 1e-4);
 #   4. evaluate.py on the last policy: NUM_TEST episodes on held-out seeds (TEST_SEED.., never used by
 #      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)), and on the
 #      row's starting policy (the gaussian BC, or the chunking base of row residual), once per seed.
@@ -36,7 +39,9 @@ BC_EVAL=${BC_EVAL:-50}
 RL_EVAL=${RL_EVAL:-20}
 cd "$(dirname "$0")/../.."
 . scripts/pipeline.sh
-case "$ROW" in bc_init_demos|bc_init|demos|scratch|residual) ;; *) echo "error: ROW must be bc_init_demos, bc_init, demos, scratch or residual (got '$ROW')" >&2; exit 2 ;; esac
+case "$ROW" in bc_init_demos|bc_init|demos|scratch|residual|bc_init_demos_frozen|bc_init_demos_unfreeze) ;;
+  *) echo "error: ROW must be bc_init_demos, bc_init, demos, scratch, residual, bc_init_demos_frozen or bc_init_demos_unfreeze (got '$ROW')" >&2; exit 2 ;;
+esac
 require_uint SEED TEST_SEED
 require_positive NUM_DEMOS STEPS NUM_TEST BC_ITERS BC_EVAL RL_EVAL
 mkdir -p "$OUT"
@@ -85,6 +90,15 @@ case "$ROW" in
   # a pull towards a half-open gripper, and critic targets of about -1.5 at the start)
   bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
                             --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20) ;;
+  # the encoder ladder's rungs: the recipe's actor encoder is already held (--critic-encoder separate); these
+  # hold the critics' copy too (convs frozen, the fc adapter trains), or unfreeze its last conv block halfway
+  bc_init_demos_frozen)   ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
+                                     --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20
+                                     --freeze-encoder) ;;
+  bc_init_demos_unfreeze) ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
+                                     --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20
+                                     --freeze-encoder --unfreeze-after $((STEPS / 2)) --unfreeze-blocks 1
+                                     --encoder-lr 1e-4) ;;
   bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
                             --critic-encoder separate --policy-lr 1e-4) ;;
   demos)         ROW_FLAGS=(--demos "$DEMO" --alpha 0.05) ;;
