@@ -289,8 +289,9 @@ def section_finetune(ctx: Ctx) -> list[str]:
             "RL from scratch vs BC-initialised RL",
             FINETUNE_CSV,
             pipeline_command(ctx, FINETUNE_CSV, "python bench/finetune_results.py OUT_DIR")
-            + " for each ROW in bc_init_demos, bc_init, demos, scratch, residual, bc_init_demos_frozen, "
-            "bc_init_demos_unfreeze and each SEED",
+            + " for each ROW in "
+            + ", ".join(r for r in reproduce.FINETUNE_ROWS if r not in reproduce.BC_ROWS)
+            + " and each SEED",
         )
     else:
         L += finetune_table(ctx, rows) + finetune_figure(ctx, rows, curves)

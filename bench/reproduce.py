@@ -971,9 +971,11 @@ def finetune_table(rows: list[dict], what: dict[str, str] | None = None) -> list
     holds several), in the order of `what` (row -> description; default FINETUNE_ROWS, every row); rows of
     `what` without runs are listed as not run yet, rows not in it are left out."""
     f = _shared.to_float
-    what = FINETUNE_ROWS if what is None else what
     groups, left_out = finetune_runs(rows)
-    groups = {k: v for k, v in groups.items() if k[1] in what or what is FINETUNE_ROWS}
+    if what is None:  # every row, unknown ones last
+        what = FINETUNE_ROWS
+    else:
+        groups = {k: v for k, v in groups.items() if k[1] in what}
     out = [
         "| row | what | seeds | final success_once | final success_at_end | final evaluation "
         "| min eval success_once (mean) | start success_once (mean) | env steps | wall time: mean, min "

@@ -79,28 +79,25 @@ RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_
     --num-envs 2 --num-eval-envs 2 --total-timesteps "$STEPS" --eval-freq $((STEPS / 6)) --num-eval-episodes "$RL_EVAL" --save-replay
     --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts $((STEPS / 30)) --num-q 10
     --critic-warmup-steps $((STEPS / 30)) --log-freq 1000 --seed "$SEED")
+# BC-started rows: the BC actor's std was never trained (bc.py fits the mean) and sampling with it lost
+# every episode; std 0.05 keeps the BC start's success while exploring, and --fixed-log-std keeps it
+# there (with only a low target entropy it grew to 0.6-1.1 within 6k steps). With --bc-coef 2 (decayed)
+# the actor still unlearned (0.50 -> 0.05 in 5k steps, even at --policy-lr 1e-5); a constant --bc-coef 20
+# at --policy-lr 1e-4 did not (6k-step diagnostics, results/finetune_diagnostics_pickcube_rgb64_cpu.csv).
+# --alpha 0: with the std held, the entropy terms only penalise saturated actions through the tanh
+# correction, and the gripper's demo action is always +-1 (-log(1 - tanh^2) ~ 13.8 per step at alpha 0.05:
+# a pull towards a half-open gripper, and critic targets of about -1.5 at the start)
+BC_START=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0 --critic-encoder separate
+          --policy-lr 1e-4)
+RECIPE=("${BC_START[@]}" --demos "$DEMO" --bc-coef 20)
 case "$ROW" in
-  # BC-started rows: the BC actor's std was never trained (bc.py fits the mean) and sampling with it lost
-  # every episode; std 0.05 keeps the BC start's success while exploring, and --fixed-log-std keeps it
-  # there (with only a low target entropy it grew to 0.6-1.1 within 6k steps). With --bc-coef 2 (decayed)
-  # the actor still unlearned (0.50 -> 0.05 in 5k steps, even at --policy-lr 1e-5); a constant --bc-coef 20
-  # at --policy-lr 1e-4 did not (6k-step diagnostics, results/finetune_diagnostics_pickcube_rgb64_cpu.csv).
-  # --alpha 0: with the std held, the entropy terms only penalise saturated actions through the tanh
-  # correction, and the gripper's demo action is always +-1 (-log(1 - tanh^2) ~ 13.8 per step at alpha 0.05:
-  # a pull towards a half-open gripper, and critic targets of about -1.5 at the start)
-  bc_init_demos) ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
-                            --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20) ;;
+  bc_init_demos) ROW_FLAGS=("${RECIPE[@]}") ;;
   # the encoder ladder's rungs: the recipe's actor encoder is already held (--critic-encoder separate); these
   # hold the critics' copy too (convs frozen, the fc adapter trains), or unfreeze its last conv block halfway
-  bc_init_demos_frozen)   ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
-                                     --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20
-                                     --freeze-encoder) ;;
-  bc_init_demos_unfreeze) ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
-                                     --critic-encoder separate --policy-lr 1e-4 --demos "$DEMO" --bc-coef 20
-                                     --freeze-encoder --unfreeze-after $((STEPS / 2)) --unfreeze-blocks 1
-                                     --encoder-lr 1e-4) ;;
-  bc_init)       ROW_FLAGS=(--init-from "$BC_CKPT" --fixed-log-std -3 --no-autotune --alpha 0
-                            --critic-encoder separate --policy-lr 1e-4) ;;
+  bc_init_demos_frozen)   ROW_FLAGS=("${RECIPE[@]}" --freeze-encoder) ;;
+  bc_init_demos_unfreeze) ROW_FLAGS=("${RECIPE[@]}" --freeze-encoder --unfreeze-after $((STEPS / 2))
+                                     --unfreeze-blocks 1 --encoder-lr 1e-4) ;;
+  bc_init)       ROW_FLAGS=("${BC_START[@]}") ;;
   demos)         ROW_FLAGS=(--demos "$DEMO" --alpha 0.05) ;;
   scratch)       ROW_FLAGS=(--alpha 0.05) ;;
   # a correction of at most +-0.2 per action dim on the frozen chunking policy, which single-step BC cannot
