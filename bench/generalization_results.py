@@ -10,6 +10,13 @@ image-space randomization is bc.py's --dr (light or heavy), simulator randomizat
 collect_demos.py --sim-dr (the level their json records; such demos are PickCubeDR-v1's), so a bc.py run from
 pixels is `none`, `image`, `sim` or `sim+image`.
 
+A BC -> RL fine-tuned policy (a sac_rgb.py run with --init-from or --residual-of, configs/finetune) is gathered
+the same way once its last.pt has the three evaluations: its row is what the RL run trained on (--sim-dr of its
+env or the level of its --demos: sim; its --dr on rollouts: image), and the `policy` column names its
+fine-tuning row of docs/finetune.md (`bc_init_demos`, `residual`, ...), where a bc.py run's says `bc`. The
+randomization its BC start was trained with is not looked at: the pipelines start every fine-tuning run from
+clean demos. wall_s is then the RL run's clock (final_eval.json wall_time_s).
+
 One line per finished run (final_eval.json) whose last.pt has all three evaluate.py results of one test seed
 S: eval_last_seed<S>.json (clean), eval_last_seed<S>_train.json and eval_last_seed<S>_held-out.json (the
 pipeline's step 3). clean, train and held_out are their success_once, *_at_end their success_at_end;
@@ -32,11 +39,13 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared, reproduce  # noqa: E402
 from bench.finetune_results import _load_json, _rel, command_of, find_runs  # noqa: E402
+from bench.finetune_results import classify as finetune_row  # noqa: E402
 from cleanrl_style.lib.runs import UserError, run  # noqa: E402
 from cleanrl_style.lib.sim_dr import BASE_ENV_ID, ENV_ID  # noqa: E402
 
 COLUMNS = (
     "training",
+    "policy",
     "seed",
     "clean",
     "train",
@@ -64,6 +73,7 @@ COLUMNS = (
 VARIATIONS = {"clean": "", "train": "_train", "held_out": "_held-out"}  # column -> evaluate.py's json suffix
 EVAL_RE = re.compile(r"^eval_last_seed(-?\d+)(_train|_held-out)?\.json$")
 RANDOMIZED = ("light", "heavy")
+FINETUNE_SCRIPTS = ("sac_rgb",)  # RL scripts whose BC-started runs (--init-from, --residual-of) are gathered
 
 
 @dataclass
@@ -78,22 +88,32 @@ class Args:
 
 
 # ----------------------------------------------------------------------------- one run
+def demo_json(cfg: dict) -> Optional[dict]:
+    """The json next to the run's demo file (bc.py --demo-path, an RL run's --demos), None when there is none
+    or it cannot be read."""
+    a = cfg.get("args") or {}
+    demo = a.get("demo_path") or a.get("demos") or ""
+    if not demo:
+        return None
+    p = Path(demo).with_suffix(".json")
+    for cand in [p] if p.is_absolute() else [_shared.REPO_ROOT / p, Path.cwd() / p]:
+        meta = _load_json(cand)
+        if meta is not None:
+            return meta
+    return None
+
+
 def demo_level(cfg: dict, evals: dict[str, dict]) -> str:
     """The --sim-dr level of the run's demos: from their json (collect_demos.py records it; ManiSkill's replay
     tool keeps it in env_kwargs), else from the checkpoint's env as the clean evaluation recorded it
     (a PickCubeDR-v1 checkpoint keeps its level there), 'off' for PickCube-v1 demos, '?' when unknown."""
-    demo = (cfg.get("args") or {}).get("demo_path") or ""
-    if demo:
-        p = Path(demo).with_suffix(".json")
-        for cand in [p] if p.is_absolute() else [_shared.REPO_ROOT / p, Path.cwd() / p]:
-            meta = _load_json(cand)
-            if meta is None:
-                continue
-            env_info = meta.get("env_info") or {}
-            level = (meta.get("cleanrl_style") or {}).get("sim_dr") or (env_info.get("env_kwargs") or {}).get("sim_dr")
-            if level:
-                return str(level)
-            return "off" if env_info.get("env_id") != ENV_ID else "?"
+    meta = demo_json(cfg)
+    if meta is not None:
+        env_info = meta.get("env_info") or {}
+        level = (meta.get("cleanrl_style") or {}).get("sim_dr") or (env_info.get("env_kwargs") or {}).get("sim_dr")
+        if level:
+            return str(level)
+        return "off" if env_info.get("env_id") != ENV_ID else "?"
     clean = evals.get("clean") or {}
     ckpt_env = clean.get("checkpoint_env_id") or cfg.get("env_id")
     if ckpt_env == ENV_ID:
@@ -101,14 +121,27 @@ def demo_level(cfg: dict, evals: dict[str, dict]) -> str:
     return "off" if ckpt_env == BASE_ENV_ID else "?"
 
 
-def classify(cfg: dict, demo_sim_dr: str) -> Optional[str]:
-    """The training row of a bc.py run from pixels (None: not a run of this experiment)."""
+def policy_of(cfg: dict) -> Optional[str]:
+    """`bc` for a bc.py run, the fine-tuning row (bench/finetune_results.classify) of a BC-started sac_rgb.py
+    run, None for anything else (RL from scratch or with demos only is not a policy of this table)."""
     a = cfg.get("args") or {}
-    if cfg.get("script") != "bc" or a.get("obs_mode", "state") == "state":
+    if cfg.get("script") == "bc":
+        return "bc"
+    if cfg.get("script") in FINETUNE_SCRIPTS and (a.get("init_from") or a.get("residual_of")):
+        return finetune_row(cfg)
+    return None
+
+
+def classify(cfg: dict, demo_sim_dr: str) -> Optional[str]:
+    """The training row of a bc.py run, or of a BC-started sac_rgb.py run, from pixels (None: not a run of this
+    experiment)."""
+    a = cfg.get("args") or {}
+    if policy_of(cfg) is None or a.get("obs_mode", "state") == "state":
         return None
     if cfg.get("env_id", a.get("env_id")) not in (BASE_ENV_ID, ENV_ID):
         return None
     sim = demo_sim_dr in RANDOMIZED or (demo_sim_dr == "?" and cfg.get("env_id", a.get("env_id")) == ENV_ID)
+    sim = sim or str(a.get("sim_dr") or "off") in RANDOMIZED  # an RL run's own env (bc.py has no --sim-dr)
     image = str(a.get("dr") or "off") in RANDOMIZED
     return {(False, False): "none", (False, True): "image", (True, False): "sim", (True, True): "sim+image"}[
         (sim, image)
@@ -152,13 +185,14 @@ def gather_run(run_dir: Path, cfg: dict, training: str, seed: int, evals: dict[s
     final = _load_json(run_dir / "final_eval.json") or {}
     line = dict(
         training=training,
+        policy=policy_of(cfg),
         seed=cfg.get("seed", a.get("seed")),
         episodes=min(int(e.get("episodes") or 0) for e in evals.values()),
         test_seed=seed,
         sim_dr_level=evals["train"].get("sim_dr") or "",
         demo_sim_dr=demo_sim_dr,
         image_dr=a.get("dr") or "off",
-        num_demos=final.get("num_demos", a.get("num_demos")),
+        num_demos=final.get("num_demos", a.get("num_demos")) or len((demo_json(cfg) or {}).get("episodes") or []) or "",
         total_iters=a.get("total_iters"),
         wall_s=_shared.to_float(str(final.get("train_s", final.get("wall_time_s", "")))),
         env_id=cfg.get("env_id", a.get("env_id", "")),
@@ -185,8 +219,9 @@ def main(args: Args) -> int:
     lines, complete = [], 0
     for run_dir, cfg in find_runs(args.paths):
         rel = _rel(run_dir)
-        if cfg.get("script") != "bc":
-            print(f"generalization_results: skip {rel}: made by {cfg.get('script')}.py, not bc.py")
+        if policy_of(cfg) is None:
+            what = "not started from a BC policy" if cfg.get("script") in FINETUNE_SCRIPTS else "not bc.py"
+            print(f"generalization_results: skip {rel}: made by {cfg.get('script')}.py, {what}")
             continue
         if not (run_dir / "final_eval.json").is_file():
             print(f"generalization_results: skip {rel}: no final_eval.json yet (unfinished run)")
@@ -199,24 +234,30 @@ def main(args: Args) -> int:
         training = classify(cfg, level)
         if training is None:
             a = cfg.get("args") or {}
-            print(f"generalization_results: skip {rel}: a bc.py run on {cfg.get('env_id')} from {a.get('obs_mode')}")
+            print(
+                f"generalization_results: skip {rel}: a {cfg.get('script')}.py run on {cfg.get('env_id')} "
+                f"from {a.get('obs_mode')}"
+            )
             continue
         complete += 1
         folder_row = run_dir.parent.parent.name
-        if folder_row in reproduce.GENERALIZATION_ROWS and folder_row != training:
+        if policy_of(cfg) == "bc" and folder_row in reproduce.GENERALIZATION_ROWS and folder_row != training:
             print(f"generalization_results: note: {rel} lies under {folder_row}/ but its config makes it {training}")
         if rel in recorded:
             continue
         line = gather_run(run_dir, cfg, training, seed, evals, level)
         lines.append(line)
         print(
-            f"generalization_results: {training} seed {line['seed']}: success_once clean {line['clean']:.2f}, "
+            f"generalization_results: {training} ({line['policy']}) seed {line['seed']}: success_once clean "
+            f"{line['clean']:.2f}, "
             f"train {line['train']:.2f} (sim-dr {line['sim_dr_level']}), held-out {line['held_out']:.2f} "
             f"({line['episodes']} episodes from seed {seed}) {rel}"
         )
     if not complete:
         raise UserError(
-            f"no finished bc.py runs with their three test evaluations under {' '.join(args.paths)}", code=1
+            f"no finished bc.py (or BC-started sac_rgb.py) runs with their three test evaluations under "
+            f"{' '.join(args.paths)}",
+            code=1,
         )
     _shared.append_rows(out, COLUMNS, lines)
     print(

@@ -582,7 +582,17 @@ GENERALIZATION_CSV = "generalization_pickcube_rgb64_cpu.csv"
 GEN_METRICS = ["clean", "train", "held_out"]
 # what makes one setting of bench/generalization_results.py's rows; its other columns (the *_at_end metrics,
 # wall_s, test_device, ...) differ from run to run and would split a setting's seeds
-GEN_KEYS = ["training", "demo_sim_dr", "image_dr", "sim_dr_level", "num_demos", "total_iters", "episodes", "device"]
+GEN_KEYS = [
+    "training",
+    "policy",
+    "demo_sim_dr",
+    "image_dr",
+    "sim_dr_level",
+    "num_demos",
+    "total_iters",
+    "episodes",
+    "device",
+]
 AUG_CSV = "aug_throughput.csv"
 
 

@@ -1042,17 +1042,23 @@ GENERALIZATION_ROWS = {
 GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's setting besides its name
 
 
+def _gen_policy(r: dict) -> str:
+    """The policy column of a generalization line: `bc` (also for lines written before the column existed) or
+    the fine-tuning row of a BC-started RL run (docs/finetune.md)."""
+    return r.get("policy") or "bc"
+
+
 def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[tuple, int]]:
-    """The lines of a bench/generalization_results.py CSV that count, as (device, training, demos' --sim-dr,
-    --dr, train ranges) -> lines in seed order: the last line of each run_dir, then per setting and seed the
-    newest run (by start date). Also how many older runs of a seed were left out."""
+    """The lines of a bench/generalization_results.py CSV that count, as (device, training, policy, demos'
+    --sim-dr, --dr, train ranges) -> lines in seed order: the last line of each run_dir, then per setting and
+    seed the newest run (by start date). Also how many older runs of a seed were left out."""
     last: dict[str, dict] = {}
     for i, r in enumerate(rows):
         last[r.get("run_dir") or f"#{i}"] = r
     newest: dict[tuple, dict] = {}
     left_out: dict[tuple, int] = defaultdict(int)
     for r in last.values():
-        setting = (r.get("device") or "unknown", r.get("training") or "?") + tuple(
+        setting = (r.get("device") or "unknown", r.get("training") or "?", _gen_policy(r)) + tuple(
             r.get(c) or "?" for c in GENERALIZATION_LEVELS
         )
         key = setting + (r.get("seed", ""),)
@@ -1070,32 +1076,37 @@ def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict
 
 
 def generalization_table(rows: list[dict]) -> list[str]:
-    """Markdown rows of a bench/generalization_results.py CSV: one per training row and setting (per device
-    when the CSV holds several), in GENERALIZATION_ROWS order, success_once on each variation as mean ± std
-    over seeds; rows without runs say "not yet measured"."""
+    """Markdown rows of a bench/generalization_results.py CSV: one per training row, policy and setting (per
+    device when the CSV holds several), in GENERALIZATION_ROWS order with the bc.py policies before the
+    fine-tuned ones of each row, success_once on each variation as mean ± std over seeds; training rows
+    without a bc.py run say "not yet measured"."""
     f = _shared.to_float
     groups, left_out = generalization_runs(rows)
     out = [
         "| training | what | seeds | clean | train | held_out | test episodes "
-        "| demos' --sim-dr / --dr / train ranges | demos | BC training time | device | commit |",
+        "| demos' --sim-dr / --dr / train ranges | demos | training time | device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---:|---|---|",
     ]
     for key in _ranked(groups, rows, GENERALIZATION_ROWS):
-        device, training, *levels = key
+        device, training, policy, *levels = key
         rs = groups[key]
+        what = GENERALIZATION_ROWS.get(training, "?")
+        if policy != "bc":
+            training += f", fine-tuned (`{policy}`)"
+            what += f"; then BC -> SAC fine-tuning, the `{policy}` row of docs/finetune.md (sac_rgb.py)"
         seed_cell = _seed_cell(rs, left_out.get(key, 0))
         commits = ", ".join(dict.fromkeys(_short_commit(r.get("commit") or "") for r in rs if r.get("commit")))
         episodes = ", ".join(
             dict.fromkeys(f"{r.get('episodes') or '?'} (seeds {r.get('test_seed') or '?'}+)" for r in rs)
         )
         out.append(
-            f"| {training} | {GENERALIZATION_ROWS.get(training, '?')} | {seed_cell} | "
+            f"| {training} | {what} | {seed_cell} | "
             + " | ".join(mean_std([f(r.get(m)) for r in rs]) for m in ("clean", "train", "held_out"))
             + f" | {episodes} | {' / '.join(levels)} | "
             f"{', '.join(dict.fromkeys(str(r.get('num_demos') or '?') for r in rs))} | "
             f"{fmt_wall([f(r.get('wall_s')) for r in rs])} | {device} | {commits or 'unknown'} |"
         )
-    ran = {key[1] for key in groups}
+    ran = {key[1] for key in groups if key[2] == "bc"}
     for training, what in GENERALIZATION_ROWS.items():
         if training not in ran:
             out.append(f"| {training} | {what} | not yet measured | – | – | – | – | – | – | – | – | – |")

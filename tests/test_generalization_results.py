@@ -102,6 +102,25 @@ def _run(out, folder, seed, dr, demo, scores=None, final=True, date="2026-12-01T
     return run_dir
 
 
+def _sac_run(out, row, seed, scores, demo=None, sim_dr="off", residual=False):
+    """A BC-started sac_rgb.py run of configs/finetune (OUT_DIR/rl/<row>/seed<S>/<run>/) with its final_eval.json
+    and evaluate.py's three test evaluations of last.pt (scores: success_once on clean, train, held-out)."""
+    env_id = "PickCubeDR-v1" if sim_dr != "off" else "PickCube-v1"
+    run_dir = out / "rl" / row / f"seed{seed}" / f"{env_id}__finetune_{row}__{seed}__20261201-100000"
+    run_dir.mkdir(parents=True)
+    start = dict(residual_of="bc_chunk/last.pt") if residual else dict(init_from="bc/last.pt")
+    args = dict(env_id=env_id, seed=seed, obs_mode="rgb", sim_dr=sim_dr, dr="off", demos=demo and str(demo), **start)
+    args.update(exp_name=f"finetune_{row}", freeze_encoder=False, unfreeze_after=None)
+    cfg = dict(script="sac_rgb", env_id=env_id, seed=seed, args=args, git_commit=COMMIT, device=DEVICE)
+    cfg.update(start_time="2026-12-02T10:00:00+0000", command=f"cleanrl_style/sac_rgb.py --seed {seed}")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    res = _eval_result(0.5, 0.25, 20, seed + 2_000_000)
+    write_json(run_dir / "final_eval.json", dict(res, checkpoint="last.pt", step=30000, wall_time_s=6000.0 + seed))
+    for variation, so in zip(("clean", "train", "held-out"), scores):
+        _write_eval(run_dir, variation, so, ckpt_env=env_id)
+    return run_dir
+
+
 def _experiment(tmp_path):
     """OUT_DIR as the pipeline lays it out: none seeds 1-3, image seeds 1-2, sim seed 1, sim+image seed 1 (its
     demo json moved away: its level comes from the evaluations), an image run filed under sim/, a run without
@@ -271,7 +290,7 @@ def test_make_report_section_3_groups_the_seeds_of_each_row(tmp_path):
     ctx = make_report.Ctx(results, tmp_path / "docs/report.md", tmp_path / "docs/figures", REPO_ROOT / "configs")
     md = "\n".join(make_report.section_generalization(ctx))
     (none,) = [ln for ln in md.splitlines() if ln.startswith("| none |")]
-    assert none.startswith(f"| none | off | off | heavy | 500 | 5000 | 100 | {DEVICE} | 3 (1, 2, 3) | ")
+    assert none.startswith(f"| none | bc | off | off | heavy | 500 | 5000 | 100 | {DEVICE} | 3 (1, 2, 3) | ")
     assert "| 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) | 0.20 ± 0.10 (n=3) | 0.10 ± 0.00 (n=3) |" in none
     assert len([ln for ln in md.splitlines() if ln.startswith("| image |")]) == 2  # --dr heavy and light apart
     assert (tmp_path / "docs/figures/generalization.png").is_file()
@@ -295,10 +314,62 @@ def test_bad_out_dirs_are_one_error_line(tmp_path):
     with pytest.raises(UserError, match="no run directories"):
         generalization_results.main(_args(tmp_path, empty))
     out, runs = _experiment(tmp_path)
-    with pytest.raises(UserError, match="no finished bc.py runs with their three test evaluations"):
+    with pytest.raises(UserError, match=r"no finished bc.py \(or BC-started sac_rgb.py\) runs with their three"):
         generalization_results.main(_args(tmp_path, runs["unfinished"], runs["no_held_out"]))
     missing = tmp_path / "nope"
     cp = run_script("bench/generalization_results.py", str(missing), "--out", str(tmp_path / "x.csv"), timeout=120)
     assert cp.returncode == 1
     assert_one_error_line(cp.stderr, str(missing), "no such directory")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_fine_tuned_policies_get_their_own_lines_and_table_rows(tmp_path, capsys):
+    """A BC-started sac_rgb.py run (the issue's "add the fine-tuned SAC policy") is gathered with policy = its
+    fine-tuning row and its training row from what the RL run saw; it never joins the bc.py runs' row; RL runs
+    not started from BC are skipped; lines written before the policy column count as bc."""
+    out, _ = _experiment(tmp_path)
+    clean = _demo(out, "off")
+    meta = yaml.safe_load(clean.with_suffix(".json").read_text())  # json is yaml; the demos: 3 episodes
+    write_json(clean.with_suffix(".json"), dict(meta, episodes=[dict(episode_id=i) for i in range(3)]))
+    recipe = [_sac_run(out, "bc_init_demos", s, (0.7 - s / 10, 0.05, 0.02), demo=clean) for s in (1, 2)]
+    residual = _sac_run(out, "residual", 1, (0.2, 0.6, 0.3), sim_dr="heavy", residual=True)
+    scratch = _sac_run(out, "scratch", 1, (0.0, 0.0, 0.0))
+    cfg = yaml.safe_load((scratch / "config.yaml").read_text())
+    cfg["args"].pop("init_from")
+    (scratch / "config.yaml").write_text(yaml.safe_dump(cfg))
+    args = _args(tmp_path, out)
+    assert generalization_results.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "made by sac_rgb.py, not started from a BC policy" in printed
+    by = {r["run_dir"]: r for r in _shared.read_rows(args.out)}
+    assert str(scratch.resolve()) not in by
+    r = by[str(recipe[0].resolve())]
+    assert (r["training"], r["policy"], r["demo_sim_dr"], r["clean"], r["held_out"]) == (
+        "none",
+        "bc_init_demos",
+        "off",
+        "0.6",
+        "0.02",
+    )
+    assert (r["wall_s"], r["num_demos"], r["command"]) == ("6001", "3", "cleanrl_style/sac_rgb.py --seed 1")
+    r = by[str(residual.resolve())]
+    assert (r["training"], r["policy"], r["demo_sim_dr"], r["train"]) == ("sim", "residual", "heavy", "0.6")
+    assert {r["policy"] for r in by.values() if "/bc/" in r["run_dir"]} == {"bc"}
+
+    lines = [ln for ln in reproduce.generalization_table(_shared.read_rows(args.out)) if ln.startswith("| none")]
+    assert lines[0].startswith("| none | clean demos, no randomization | 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) |")
+    assert lines[1].startswith(
+        "| none, fine-tuned (`bc_init_demos`) | clean demos, no randomization; then BC -> SAC fine-tuning, the "
+        "`bc_init_demos` row of docs/finetune.md (sac_rgb.py) | 2 (1, 2); fewer than 3 | 0.55 ± 0.07 (n=2) | "
+    )
+    assert "| 100.0 min | " in lines[1]  # the RL runs' clock
+    table = "\n".join(reproduce.generalization_table(_shared.read_rows(args.out)))
+    assert "| sim, fine-tuned (`residual`) |" in table and "not yet measured" not in table
+
+    # a CSV written before the policy column: its lines are bc.py's and keep their row
+    old = tmp_path / "old.csv"
+    rows = [
+        {k: v for k, v in r.items() if k != "policy"} for r in _shared.read_rows(args.out) if "/bc/" in r["run_dir"]
+    ]
+    _shared.append_rows(old, [c for c in generalization_results.COLUMNS if c != "policy"], rows)
+    assert [ln for ln in reproduce.generalization_table(_shared.read_rows(old)) if ln.startswith("| none")] == lines[:1]
