@@ -1039,7 +1039,8 @@ GENERALIZATION_ROWS = {
 }
 
 
-GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's setting besides its name
+GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's setting besides its name...
+GENERALIZATION_SIZES = ("num_demos", "total_iters")  # ... and its size: runs of other sizes are other table rows
 
 
 def _gen_policy(r: dict) -> str:
@@ -1050,8 +1051,9 @@ def _gen_policy(r: dict) -> str:
 
 def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[tuple, int]]:
     """The lines of a bench/generalization_results.py CSV that count, as (device, training, policy, demos'
-    --sim-dr, --dr, train ranges) -> lines in seed order: the last line of each run_dir, then per setting and
-    seed the newest run (by start date). Also how many older runs of a seed were left out."""
+    --sim-dr, --dr, train ranges, demos, BC gradient steps) -> lines in seed order: the last line of each
+    run_dir, then per setting and seed the newest run (by start date). Also how many older runs of a seed were
+    left out."""
     last: dict[str, dict] = {}
     for i, r in enumerate(rows):
         last[r.get("run_dir") or f"#{i}"] = r
@@ -1059,7 +1061,7 @@ def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict
     left_out: dict[tuple, int] = defaultdict(int)
     for r in last.values():
         setting = (r.get("device") or "unknown", r.get("training") or "?", _gen_policy(r)) + tuple(
-            r.get(c) or "?" for c in GENERALIZATION_LEVELS
+            r.get(c) or "?" for c in GENERALIZATION_LEVELS + GENERALIZATION_SIZES
         )
         key = setting + (r.get("seed", ""),)
         prev = newest.get(key)
@@ -1084,11 +1086,22 @@ def generalization_table(rows: list[dict]) -> list[str]:
     groups, left_out = generalization_runs(rows)
     out = [
         "| training | what | seeds | clean | train | held_out | test episodes "
-        "| demos' --sim-dr / --dr / train ranges | demos | training time | device | commit |",
+        "| demos' --sim-dr / --dr / train ranges | demos / BC steps | training time | device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---:|---|---|",
     ]
-    for key in _ranked(groups, rows, GENERALIZATION_ROWS):
-        device, training, policy, *levels = key
+    ranked = _ranked(groups, rows, GENERALIZATION_ROWS)
+    first = {}  # the settings in _ranked's order; of one setting, the smaller runs (demos, steps) first
+    for key in ranked:
+        first.setdefault(key[: -len(GENERALIZATION_SIZES)], len(first))
+
+    def number(v: str) -> float:
+        x = f(v)
+        return x if x == x else math.inf
+
+    ranked.sort(key=lambda k: (first[k[: -len(GENERALIZATION_SIZES)]],) + tuple(map(number, k[-2:])))
+    for key in ranked:
+        device, training, policy, *levels = key[: 3 + len(GENERALIZATION_LEVELS)]
+        size = " / ".join(v if v != "?" else "–" for v in key[3 + len(GENERALIZATION_LEVELS) :])
         rs = groups[key]
         what = GENERALIZATION_ROWS.get(training, "?")
         if policy != "bc":
@@ -1102,8 +1115,7 @@ def generalization_table(rows: list[dict]) -> list[str]:
         out.append(
             f"| {training} | {what} | {seed_cell} | "
             + " | ".join(mean_std([f(r.get(m)) for r in rs]) for m in ("clean", "train", "held_out"))
-            + f" | {episodes} | {' / '.join(levels)} | "
-            f"{', '.join(dict.fromkeys(str(r.get('num_demos') or '?') for r in rs))} | "
+            + f" | {episodes} | {' / '.join(levels)} | {size} | "
             f"{fmt_wall([f(r.get('wall_s')) for r in rs])} | {device} | {commits or 'unknown'} |"
         )
     ran = {key[1] for key in groups if key[2] == "bc"}

@@ -263,7 +263,7 @@ def test_generalization_block_renders_mean_std_and_rows_not_measured(tmp_path):
     what = reproduce.GENERALIZATION_ROWS
     assert lines[0] == (
         f"| none | {what['none']} | 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) | 0.20 ± 0.10 (n=3) | 0.10 ± 0.00 (n=3) | "
-        f"100 (seeds {TEST_SEED}+) | off / off / heavy | 500 | 10.0 min | {DEVICE} | 0123456789ab-dirty |"
+        f"100 (seeds {TEST_SEED}+) | off / off / heavy | 500 / 5000 | 10.0 min | {DEVICE} | 0123456789ab-dirty |"
     )
     # --dr heavy and --dr light are two settings, never averaged together
     assert lines[1].startswith(f"| image | {what['image']} | 2 (1, 2); fewer than 3 | 0.70 ± 0.14 (n=2) | ")
@@ -273,6 +273,16 @@ def test_generalization_block_renders_mean_std_and_rows_not_measured(tmp_path):
     assert lines[3].startswith(f"| sim | {what['sim']} | 1 (1); fewer than 3 | 0.70 (n=1) | 0.60 (n=1) | ")
     assert "| heavy / off / heavy |" in lines[3] and "| heavy / heavy / heavy |" in lines[4]
     assert [ln.split(" | ")[0][2:] for ln in lines] == ["none", "image", "image", "sim", "sim+image"]
+
+    # a run of another size (1000 demos, 20000 steps) of seed 1 is a row of its own, never seed 1's replacement
+    (none1,) = [r for r in _shared.read_rows(csv_path) if (r["training"], r["seed"]) == ("none", "1")]
+    big = dict(none1, num_demos="1000", total_iters="20000", run_dir="elsewhere")
+    big.update(clean="0.3", date="2026-12-09T10:00:00+0000")
+    _shared.append_rows(csv_path, generalization_results.COLUMNS, [big])
+    table = reproduce.generalization_table(_shared.read_rows(csv_path))
+    none = [ln for ln in table if ln.startswith("| none |")]
+    assert none[0] == lines[0] and "| 1 (1); fewer than 3 | 0.30 (n=1) |" in none[1]
+    assert "| off / off / heavy | 1000 / 20000 |" in none[1]
 
     header_only = tmp_path / "empty.csv"
     header_only.write_text(",".join(generalization_results.COLUMNS) + "\n")
@@ -362,7 +372,7 @@ def test_fine_tuned_policies_get_their_own_lines_and_table_rows(tmp_path, capsys
         "| none, fine-tuned (`bc_init_demos`) | clean demos, no randomization; then BC -> SAC fine-tuning, the "
         "`bc_init_demos` row of docs/finetune.md (sac_rgb.py) | 2 (1, 2); fewer than 3 | 0.55 ± 0.07 (n=2) | "
     )
-    assert "| 100.0 min | " in lines[1]  # the RL runs' clock
+    assert "| off / off / heavy | 3 / – | 100.0 min | " in lines[1]  # the RL runs' clock; no BC steps recorded
     table = "\n".join(reproduce.generalization_table(_shared.read_rows(args.out)))
     assert "| sim, fine-tuned (`residual`) |" in table and "not yet measured" not in table
 
