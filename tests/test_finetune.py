@@ -522,6 +522,7 @@ def test_finetune_cpu_pipeline_refuses_an_unknown_row_and_bad_sizes(tmp_path):
         (["x"], {}, "SEED must be a non-negative integer (got 'x')"),
         (["1"], {"STEPS": "30k"}, "STEPS must be a non-negative integer (got '30k')"),
         (["1"], {"NUM_TEST": "0"}, "NUM_TEST must be a positive integer (got '0')"),
+        (["1"], {"EPISODE_STEPS": "0"}, "EPISODE_STEPS must be a positive integer (got '0')"),
     ):
         p = subprocess.run(
             ["bash", script, str(out), *argv], capture_output=True, text=True, env=dict(os.environ, **env)
@@ -678,6 +679,8 @@ def test_the_gpu_checks_finetune_chain_runs_here_on_the_cpu_sim(tmp_path):
         "--total-iters": lambda s, v: "4",
         "--eval-freq": lambda s, v: "0" if s.endswith("sac_rgb.py") else "2",
         "--num-eval-episodes": lambda s, v: "1",
+        "--num-eval-envs": lambda s, v: "1",
+        "--max-episode-steps": lambda s, v: "12",  # the sac_rgb.py runs' evaluations: 12 steps, not 100
     }
     (check,) = [c for c in gpu_check.build_checks(sys.executable, str(tmp_path), "results") if c.name == "finetune"]
     assert [c[1] for c in check.commands] == ["cleanrl_style/collect_demos.py"] + ["cleanrl_style/bc.py"] * 2 + [
@@ -764,6 +767,7 @@ def test_pickcube_cpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_pat
 
     out = tmp_path / "ft"
     env = dict(os.environ, NUM_DEMOS="2", STEPS="12", BC_ITERS="4", BC_EVAL="1", RL_EVAL="1", NUM_TEST="1")
+    env.update(EPISODE_STEPS="12")  # the RL run's and the test evaluations' episodes (100 in the real runs)
     cmd = ["bash", str(REPO_ROOT / "configs" / "finetune" / "pickcube_rgb64_cpu.sh"), str(out), "2"]
     p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -781,7 +785,7 @@ def test_pickcube_cpu_pipeline_runs_end_to_end_at_smoke_size_and_resumes(tmp_pat
     assert (cfg["total_timesteps"], cfg["seed"], cfg["residual_penalty"], cfg["num_envs"]) == (12, 2, 1.0, 2)
     for run in (chunk, rl_run):  # the fine-tuned policy and the row's start, on the held-out seeds
         ev = json.loads((run / "eval_last_seed5000000.json").read_text())
-        assert (ev["episodes"], ev["max_episode_steps"], ev["env_id"]) == (1, 100, "PickCube-v1")
+        assert (ev["episodes"], ev["max_episode_steps"], ev["env_id"]) == (1, 12, "PickCube-v1")
     timings = json.loads((out / "timings_residual_seed2.json").read_text())
     assert timings["run_dir"] == str(rl_run) and timings["total_s"] >= timings["rl_s"] >= 0
 

@@ -17,7 +17,8 @@
 #      demos (0..), training evals (seed + 1e6 ..) or the runs' final evals (seed + 2e6 ..)), and on the
 #      row's starting policy (the gaussian BC, or the chunking base of row residual), once per seed.
 # Smaller settings for a smoke run: NUM_DEMOS, STEPS (RL env steps; evaluation every STEPS/6, learning
-# starts and critic warm-up STEPS/30), NUM_TEST, BC_ITERS, BC_EVAL, RL_EVAL (evaluation episodes).
+# starts and critic warm-up STEPS/30), NUM_TEST, BC_ITERS, BC_EVAL, RL_EVAL (evaluation episodes), EPISODE_STEPS
+# (the episode length of the RL run and of the test evaluations, 100: results are only comparable at 100).
 # Stage wall times go to OUT_DIR/timings_<ROW>_seed<SEED>.json. Resumable: a killed BC or fine-tuning run is
 # continued from its last.pt (and replay.pt) when the command is repeated (scripts/pipeline.sh). Results: docs/finetune.md,
 # results/finetune_pickcube_rgb64_cpu.csv (bench/finetune_results.py gathers the runs).
@@ -37,13 +38,14 @@ TEST_SEED=${TEST_SEED:-5000000}
 BC_ITERS=${BC_ITERS:-5000}
 BC_EVAL=${BC_EVAL:-50}
 RL_EVAL=${RL_EVAL:-20}
+EPISODE_STEPS=${EPISODE_STEPS:-100}
 cd "$(dirname "$0")/../.."
 . scripts/pipeline.sh
 case "$ROW" in bc_init_demos|bc_init|demos|scratch|residual|bc_init_demos_frozen|bc_init_demos_unfreeze) ;;
   *) echo "error: ROW must be bc_init_demos, bc_init, demos, scratch, residual, bc_init_demos_frozen or bc_init_demos_unfreeze (got '$ROW')" >&2; exit 2 ;;
 esac
 require_uint SEED TEST_SEED
-require_positive NUM_DEMOS STEPS NUM_TEST BC_ITERS BC_EVAL RL_EVAL
+require_positive NUM_DEMOS STEPS NUM_TEST BC_ITERS BC_EVAL RL_EVAL EPISODE_STEPS
 mkdir -p "$OUT"
 DEMO="$OUT/demos/PickCube-v1/motionplanning/rgb64/trajectory.rgb.pd_ee_delta_pos.physx_cpu.h5"
 now() { date +%s; }
@@ -75,7 +77,7 @@ fi
 t2=$(now)
 
 # ---- 3. fine-tuning (or RL from scratch): one flag set for every row, the row adds its own
-RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_pos --max-episode-steps 100
+RL=(--env-id PickCube --obs-mode rgb --image-size 64 --control-mode pd_ee_delta_pos --max-episode-steps "$EPISODE_STEPS"
     --num-envs 2 --num-eval-envs 2 --total-timesteps "$STEPS" --eval-freq $((STEPS / 6)) --num-eval-episodes "$RL_EVAL" --save-replay
     --buffer-size "$STEPS" --batch-size 256 --utd 0.5 --learning-starts $((STEPS / 30)) --num-q 10
     --critic-warmup-steps $((STEPS / 30)) --log-freq 1000 --seed "$SEED")
@@ -120,10 +122,10 @@ t3=$(now)
 
 # ---- 4. held-out evaluation of the last policy and of the row's starting policy (each skipped when done)
 eval_once "$RUN/eval_last_seed$TEST_SEED.json" "$RUN/last.pt" --num-episodes "$NUM_TEST" --seed "$TEST_SEED" \
-    --max-episode-steps 100
+    --max-episode-steps "$EPISODE_STEPS"
 RAN=$((RAN | EVAL_RAN))
 eval_once "$(dirname "$START_CKPT")/eval_last_seed$TEST_SEED.json" "$START_CKPT" --num-episodes "$NUM_TEST" \
-    --seed "$TEST_SEED" --max-episode-steps 100
+    --seed "$TEST_SEED" --max-episode-steps "$EPISODE_STEPS"
 RAN=$((RAN | EVAL_RAN))
 t4=$(now)
 write_timings finetune "$RAN" "$OUT/timings_${ROW}_seed$SEED.json" "$(printf '{"row": "%s", "seed": %d, "collect_and_convert_s": %d, "bc_s": %d, "rl_s": %d, "test_eval_s": %d, "total_s": %d, "run_dir": "%s"}' \
