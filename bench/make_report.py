@@ -605,6 +605,8 @@ def section_generalization(ctx: Ctx) -> list[str]:
         "",
     ]
     rows = ctx.rows(GENERALIZATION_CSV)
+    if rows and "policy" in rows[0]:  # an empty cell (a line older than the column) is bc's, as in the docs table
+        rows = [dict(r, policy=reproduce.gen_policy(r)) for r in rows]
     if not rows:
         L += pending(
             ctx,

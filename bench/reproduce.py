@@ -1043,15 +1043,21 @@ GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's s
 GENERALIZATION_SIZES = ("num_demos", "total_iters")  # ... and its size: runs of other sizes are other table rows
 
 
-def _gen_policy(r: dict) -> str:
+def gen_policy(r: dict) -> str:
     """The policy column of a generalization line: `bc` (also for lines written before the column existed) or
-    the fine-tuning row of a BC-started RL run (docs/finetune.md)."""
+    the fine-tuning row of a BC-started RL run (docs/finetune.md). make_report reads it the same way."""
     return r.get("policy") or "bc"
+
+
+def _gen_size(v: str) -> float:
+    """A size cell (num_demos, total_iters) as a number that sorts; inf when empty (after every size)."""
+    x = _shared.to_float(v)
+    return x if x == x else math.inf
 
 
 def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict[tuple, int]]:
     """The lines of a bench/generalization_results.py CSV that count, as (device, training, policy, demos'
-    --sim-dr, --dr, train ranges, demos, BC gradient steps) -> lines in seed order: the last line of each
+    --sim-dr, --dr, train ranges, demos and BC gradient steps as numbers) -> lines in seed order: the last line of each
     run_dir, then per setting and seed the newest run (by start date). Also how many older runs of a seed were
     left out."""
     last: dict[str, dict] = {}
@@ -1060,9 +1066,9 @@ def generalization_runs(rows: list[dict]) -> tuple[dict[tuple, list[dict]], dict
     newest: dict[tuple, dict] = {}
     left_out: dict[tuple, int] = defaultdict(int)
     for r in last.values():
-        setting = (r.get("device") or "unknown", r.get("training") or "?", _gen_policy(r)) + tuple(
-            r.get(c) or "?" for c in GENERALIZATION_LEVELS + GENERALIZATION_SIZES
-        )
+        setting = (r.get("device") or "unknown", r.get("training") or "?", gen_policy(r))
+        setting += tuple(r.get(c) or "?" for c in GENERALIZATION_LEVELS)
+        setting += tuple(_gen_size(r.get(c)) for c in GENERALIZATION_SIZES)  # numbers: smaller runs rank first
         key = setting + (r.get("seed", ""),)
         prev = newest.get(key)
         if prev is not None:
@@ -1089,19 +1095,9 @@ def generalization_table(rows: list[dict]) -> list[str]:
         "| demos' --sim-dr / --dr / train ranges | demos / BC steps | training time | device | commit |",
         "|---|---|---|---|---|---|---|---|---:|---:|---|---|",
     ]
-    ranked = _ranked(groups, rows, GENERALIZATION_ROWS)
-    first = {}  # the settings in _ranked's order; of one setting, the smaller runs (demos, steps) first
-    for key in ranked:
-        first.setdefault(key[: -len(GENERALIZATION_SIZES)], len(first))
-
-    def number(v: str) -> float:
-        x = f(v)
-        return x if x == x else math.inf
-
-    ranked.sort(key=lambda k: (first[k[: -len(GENERALIZATION_SIZES)]],) + tuple(map(number, k[-2:])))
-    for key in ranked:
+    for key in _ranked(groups, rows, GENERALIZATION_ROWS):
         device, training, policy, *levels = key[: 3 + len(GENERALIZATION_LEVELS)]
-        size = " / ".join(v if v != "?" else "–" for v in key[3 + len(GENERALIZATION_LEVELS) :])
+        size = " / ".join(str(int(v)) if v != math.inf else "–" for v in key[3 + len(GENERALIZATION_LEVELS) :])
         rs = groups[key]
         what = GENERALIZATION_ROWS.get(training, "?")
         if policy != "bc":

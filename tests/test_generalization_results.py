@@ -305,6 +305,16 @@ def test_make_report_section_3_groups_the_seeds_of_each_row(tmp_path):
     assert len([ln for ln in md.splitlines() if ln.startswith("| image |")]) == 2  # --dr heavy and light apart
     assert (tmp_path / "docs/figures/generalization.png").is_file()
 
+    # a line written before the policy column (empty cell) is bc's, as in the docs table: the seeds stay together
+    csv_path = results / make_report.GENERALIZATION_CSV
+    rows = _shared.read_rows(csv_path)
+    next(r for r in rows if r["training"] == "none")["policy"] = ""
+    csv_path.unlink()
+    _shared.append_rows(csv_path, generalization_results.COLUMNS, rows)
+    ctx = make_report.Ctx(results, tmp_path / "docs/report.md", tmp_path / "docs/figures", REPO_ROOT / "configs")
+    (none2,) = [ln for ln in make_report.section_generalization(ctx) if ln.startswith("| none |")]
+    assert none2 == none
+
 
 def test_committed_csv_page_and_pipeline_header():
     """docs/generalization.md renders its Results table from the committed CSV (test_bench.py checks it is
