@@ -13,7 +13,8 @@ pixels is `none`, `image`, `sim` or `sim+image`.
 A BC -> RL fine-tuned policy (a sac_rgb.py run with --init-from or --residual-of, configs/finetune) is gathered
 the same way once its last.pt has the three evaluations: its row is what the RL run trained on (--sim-dr of its
 env or the level of its --demos: sim; its --dr on rollouts: image), and the `policy` column names its
-fine-tuning row of docs/finetune.md (`bc_init_demos`, `residual`, ...), where a bc.py run's says `bc`. The
+fine-tuning row of docs/finetune.md (`bc_init_demos`, `residual`, ...), where a bc.py run's says `bc` (or
+`bc_gaussian` for --policy gaussian, the fine-tuning pipelines' single-step BC start: its own table row). The
 randomization its BC start was trained with is not looked at: the pipelines start every fine-tuning run from
 clean demos. wall_s is then the RL run's clock (final_eval.json wall_time_s).
 
@@ -122,11 +123,13 @@ def demo_level(cfg: dict, evals: dict[str, dict]) -> str:
 
 
 def policy_of(cfg: dict) -> Optional[str]:
-    """`bc` for a bc.py run, the fine-tuning row (bench/finetune_results.classify) of a BC-started sac_rgb.py
-    run, None for anything else (RL from scratch or with demos only is not a policy of this table)."""
+    """`bc` for a bc.py run of the table's policy (the action-chunking head, bc.py's default), `bc_gaussian` for
+    one with --policy gaussian (the single-step head the fine-tuning pipelines start from: another policy, so
+    another table row), the fine-tuning row (bench/finetune_results.classify) of a BC-started sac_rgb.py run,
+    None for anything else (RL from scratch or with demos only is not a policy of this table)."""
     a = cfg.get("args") or {}
     if cfg.get("script") == "bc":
-        return "bc"
+        return "bc_gaussian" if a.get("policy") == "gaussian" else "bc"
     if cfg.get("script") in FINETUNE_SCRIPTS and (a.get("init_from") or a.get("residual_of")):
         return finetune_row(cfg)
     return None
@@ -241,7 +244,7 @@ def main(args: Args) -> int:
             continue
         complete += 1
         folder_row = run_dir.parent.parent.name
-        if policy_of(cfg) == "bc" and folder_row in reproduce.GENERALIZATION_ROWS and folder_row != training:
+        if cfg.get("script") == "bc" and folder_row in reproduce.GENERALIZATION_ROWS and folder_row != training:
             print(f"generalization_results: note: {rel} lies under {folder_row}/ but its config makes it {training}")
         if rel in recorded:
             continue

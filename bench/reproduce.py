@@ -1043,9 +1043,18 @@ GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's s
 GENERALIZATION_SIZES = ("num_demos", "total_iters")  # ... and its size: runs of other sizes are other table rows
 
 
+# bc.py policies of the generalization table besides the fine-tuned ones: the table's own (chunk) and the
+# single-step gaussian head the fine-tuning pipelines start from, which is another policy and so another row
+GENERALIZATION_BC_POLICIES = {
+    "bc": "",
+    "bc_gaussian": "; `bc.py --policy gaussian` (single-step tanh-Gaussian head, the fine-tuning start)",
+}
+
+
 def gen_policy(r: dict) -> str:
-    """The policy column of a generalization line: `bc` (also for lines written before the column existed) or
-    the fine-tuning row of a BC-started RL run (docs/finetune.md). make_report reads it the same way."""
+    """The policy column of a generalization line: `bc` (also for lines written before the column existed),
+    `bc_gaussian`, or the fine-tuning row of a BC-started RL run (docs/finetune.md). make_report reads it the
+    same way."""
     return r.get("policy") or "bc"
 
 
@@ -1087,7 +1096,7 @@ def generalization_table(rows: list[dict]) -> list[str]:
     """Markdown rows of a bench/generalization_results.py CSV: one per training row, policy and setting (per
     device when the CSV holds several), in GENERALIZATION_ROWS order with the bc.py policies before the
     fine-tuned ones of each row, success_once on each variation as mean ± std over seeds; training rows
-    without a bc.py run say "not yet measured"."""
+    without a run of the table's own policy (`bc`, chunk BC) say "not yet measured"."""
     f = _shared.to_float
     groups, left_out = generalization_runs(rows)
     out = [
@@ -1100,7 +1109,10 @@ def generalization_table(rows: list[dict]) -> list[str]:
         size = " / ".join(str(int(v)) if v != math.inf else "–" for v in key[3 + len(GENERALIZATION_LEVELS) :])
         rs = groups[key]
         what = GENERALIZATION_ROWS.get(training, "?")
-        if policy != "bc":
+        if policy == "bc_gaussian":
+            training += ", BC gaussian"
+            what += GENERALIZATION_BC_POLICIES[policy]
+        elif policy not in GENERALIZATION_BC_POLICIES:
             training += f", fine-tuned (`{policy}`)"
             what += f"; then BC -> SAC fine-tuning, the `{policy}` row of docs/finetune.md (sac_rgb.py)"
         seed_cell = _seed_cell(rs, left_out.get(key, 0))

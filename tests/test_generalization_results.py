@@ -72,13 +72,14 @@ def _write_eval(run_dir, variation, success_once, ckpt_env="PickCube-v1", level=
     write_json(run_dir / f"eval_last_seed{seed}{suffix}.json", res)
 
 
-def _run(out, folder, seed, dr, demo, scores=None, final=True, date="2026-12-01T10:00:00+0000"):
+def _run(out, folder, seed, dr, demo, scores=None, final=True, date="2026-12-01T10:00:00+0000", policy="chunk"):
     """A bc.py run directory of the pipeline (OUT_DIR/bc/<folder>/seed<S>/<run>/) as RunLogger, Evaluator and
     evaluate.py leave it. scores: success_once on (clean, train, held-out); None: not evaluated yet."""
     env_id = "PickCubeDR-v1" if "simdr" in str(demo) else "PickCube-v1"
     run_dir = out / "bc" / folder / f"seed{seed}" / f"{env_id}__generalization__{seed}__20261201-100000"
     run_dir.mkdir(parents=True)
     args = dict(BC_ARGS, env_id=env_id, seed=seed, dr=dr, demo_path=str(demo), exp_name=f"generalization_{folder}")
+    args["policy"] = policy
     cfg = dict(
         script="bc",
         env_id=env_id,
@@ -393,3 +394,25 @@ def test_fine_tuned_policies_get_their_own_lines_and_table_rows(tmp_path, capsys
     ]
     _shared.append_rows(old, [c for c in generalization_results.COLUMNS if c != "policy"], rows)
     assert [ln for ln in reproduce.generalization_table(_shared.read_rows(old)) if ln.startswith("| none")] == lines[:1]
+
+
+def test_gaussian_bc_runs_are_their_own_policy_row(tmp_path):
+    """bc.py --policy gaussian (the fine-tuning pipelines' single-step start) is another policy than the table's
+    chunk BC: its line says bc_gaussian and its seeds render as their own row, never averaged into `none`."""
+    out, runs = _experiment(tmp_path)
+    clean = _demo(out, "off")
+    gauss = [_run(out, "gauss", s, "off", clean, (0.3, 0.0, 0.0), policy="gaussian") for s in (1, 2)]
+    args = _args(tmp_path, out)
+    assert generalization_results.main(args) == 0
+    by = {r["run_dir"]: r for r in _shared.read_rows(args.out)}
+    assert {by[str(g.resolve())]["policy"] for g in gauss} == {"bc_gaussian"}
+    assert by[str(runs["none1"].resolve())]["policy"] == "bc"
+    lines = [ln for ln in reproduce.generalization_table(_shared.read_rows(args.out)) if ln.startswith("| none")]
+    assert len(lines) == 2
+    assert lines[0].startswith("| none | clean demos, no randomization | 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) |")
+    assert lines[1].startswith(
+        "| none, BC gaussian | clean demos, no randomization; `bc.py --policy gaussian` (single-step tanh-Gaussian "
+        "head, the fine-tuning start) | 2 (1, 2); fewer than 3 | 0.30 ± 0.00 (n=2) |"
+    )
+    # make_report keeps them apart too (policy is one of its grouping keys)
+    assert "policy" in make_report.GEN_KEYS
