@@ -579,6 +579,8 @@ def section_encoders(ctx: Ctx) -> list[str]:
 
 # ----------------------------------------------------------------------------- 3. DR / augmentation
 GENERALIZATION_CSV = "generalization_pickcube_rgb64_cpu.csv"
+# the same experiment with the train column (and the sim rows' demos) at --sim-dr light (docs/generalization.md)
+GENERALIZATION_LIGHT_CSV = "generalization_light_pickcube_rgb64_cpu.csv"
 GEN_METRICS = ["clean", "train", "held_out"]
 # what makes one setting of bench/generalization_results.py's rows; its other columns (the *_at_end metrics,
 # wall_s, test_device, ...) differ from run to run and would split a setting's seeds
@@ -604,9 +606,7 @@ def section_generalization(ctx: Ctx) -> list[str]:
         f"training; mean ± std over training seeds. Data: {ctx.csv_link(GENERALIZATION_CSV)}.",
         "",
     ]
-    rows = ctx.rows(GENERALIZATION_CSV)
-    if rows and "policy" in rows[0]:  # an empty cell (a line older than the column) is bc's, as in the docs table
-        rows = [dict(r, policy=reproduce.gen_policy(r)) for r in rows]
+    rows = _gen_rows(ctx, GENERALIZATION_CSV)
     if not rows:
         L += pending(
             ctx,
@@ -621,6 +621,7 @@ def section_generalization(ctx: Ctx) -> list[str]:
             raise UserError(f"results/{GENERALIZATION_CSV} needs the columns seed, {', '.join(GEN_METRICS)}", code=1)
         L += table.lines()
         L += generalization_figure(ctx, table, groups)
+    L += generalization_light(ctx)
     L += ["### Augmentation throughput", ""]
     rows = ctx.rows(AUG_CSV)
     if not rows:
@@ -628,6 +629,35 @@ def section_generalization(ctx: Ctx) -> list[str]:
     else:
         L += aug_tables(ctx, rows)
     return L
+
+
+def _gen_rows(ctx: Ctx, name: str) -> list[dict]:
+    """The lines of a generalization CSV; an empty policy cell (a line older than the column) is bc's, as in
+    the docs table."""
+    rows = ctx.rows(name)
+    if rows and "policy" in rows[0]:
+        rows = [dict(r, policy=reproduce.gen_policy(r)) for r in rows]
+    return rows
+
+
+def generalization_light(ctx: Ctx) -> list[str]:
+    """The light-ranges diagnostic: the same rows with the sim rows' demos and every train column at
+    --sim-dr light. Nothing when its CSV is absent (it is not one of the issue's tables)."""
+    rows = _gen_rows(ctx, GENERALIZATION_LIGHT_CSV)
+    if not rows:
+        return []
+    table, _ = seeded_table(ctx, "3. generalisation (light)", GENERALIZATION_LIGHT_CSV, rows, GEN_METRICS, GEN_KEYS)
+    if table is None:
+        raise UserError(f"results/{GENERALIZATION_LIGHT_CSV} needs the columns seed, {', '.join(GEN_METRICS)}", code=1)
+    return [
+        "### Light ranges (diagnostic)",
+        "",
+        "The same BC runs' kind, with the `sim` rows' demos rendered under `--sim-dr light` and the `train` "
+        "column drawn from light's narrower ranges (`sim_dr_level`); clean and held-out are the same "
+        f"distributions as above. Data: {ctx.csv_link(GENERALIZATION_LIGHT_CSV)}.",
+        "",
+        *table.lines(),
+    ]
 
 
 def generalization_figure(ctx: Ctx, table: Table, groups: dict) -> list[str]:

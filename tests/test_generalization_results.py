@@ -316,6 +316,18 @@ def test_make_report_section_3_groups_the_seeds_of_each_row(tmp_path):
     (none2,) = [ln for ln in make_report.section_generalization(ctx) if ln.startswith("| none |")]
     assert none2 == none
 
+    # the light diagnostic gets its own sub-table when its CSV exists (and none without it, as above)
+    assert "### Light ranges (diagnostic)" not in md
+    light = [dict(r, sim_dr_level="light", train="0.5") for r in rows if r["training"] == "sim"]
+    _shared.append_rows(results / make_report.GENERALIZATION_LIGHT_CSV, generalization_results.COLUMNS, light)
+    ctx = make_report.Ctx(results, tmp_path / "docs/report.md", tmp_path / "docs/figures", REPO_ROOT / "configs")
+    md = make_report.section_generalization(ctx)
+    sub = md[md.index("### Light ranges (diagnostic)") :]
+    (sim,) = [ln for ln in sub if ln.startswith("| sim |")]
+    assert sim.startswith(f"| sim | bc | heavy | off | light | 500 | 5000 | 100 | {DEVICE} | 1 (1) ")
+    assert "| 0.70 (n=1) | 0.50 (n=1) | 0.40 (n=1) |" in sim
+    assert ("3. generalisation (light)", "sim, bc, heavy, off, light, 500, 5000, 100, " + DEVICE, 1) in ctx.few_seeds
+
 
 def test_committed_csv_page_and_pipeline_header():
     """docs/generalization.md renders its Results table from the committed CSV (test_bench.py checks it is
