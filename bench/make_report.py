@@ -652,7 +652,7 @@ def generalization_light(ctx: Ctx) -> list[str]:
     return [
         "### Light ranges (diagnostic)",
         "",
-        "The same BC runs' kind, with the `sim` rows' demos rendered under `--sim-dr light` and the `train` "
+        "The same experiment with the `sim` rows' demos rendered under `--sim-dr light` and the `train` "
         "column drawn from light's narrower ranges (`sim_dr_level`); clean and held-out are the same "
         f"distributions as above. Data: {ctx.csv_link(GENERALIZATION_LIGHT_CSV)}.",
         "",

@@ -1043,11 +1043,15 @@ GENERALIZATION_LEVELS = ("demo_sim_dr", "image_dr", "sim_dr_level")  # a row's s
 GENERALIZATION_SIZES = ("num_demos", "total_iters")  # ... and its size: runs of other sizes are other table rows
 
 
-# bc.py policies of the generalization table besides the fine-tuned ones: the table's own (chunk) and the
-# single-step gaussian head the fine-tuning pipelines start from, which is another policy and so another row
+# bc.py policies of the generalization table (any other policy is a fine-tuning row): the table's own (chunk)
+# and the single-step gaussian head the fine-tuning pipelines start from, another policy and so another row;
+# each -> (what its row's name gets, what its "what" cell gets)
 GENERALIZATION_BC_POLICIES = {
-    "bc": "",
-    "bc_gaussian": "; `bc.py --policy gaussian` (single-step tanh-Gaussian head, the fine-tuning start)",
+    "bc": ("", ""),
+    "bc_gaussian": (
+        ", BC gaussian",
+        "; `bc.py --policy gaussian` (single-step tanh-Gaussian head, the fine-tuning start)",
+    ),
 }
 
 
@@ -1109,10 +1113,10 @@ def generalization_table(rows: list[dict]) -> list[str]:
         size = " / ".join(str(int(v)) if v != math.inf else "–" for v in key[3 + len(GENERALIZATION_LEVELS) :])
         rs = groups[key]
         what = GENERALIZATION_ROWS.get(training, "?")
-        if policy == "bc_gaussian":
-            training += ", BC gaussian"
-            what += GENERALIZATION_BC_POLICIES[policy]
-        elif policy not in GENERALIZATION_BC_POLICIES:
+        if policy in GENERALIZATION_BC_POLICIES:
+            name, more = GENERALIZATION_BC_POLICIES[policy]
+            training, what = training + name, what + more
+        else:
             training += f", fine-tuned (`{policy}`)"
             what += f"; then BC -> SAC fine-tuning, the `{policy}` row of docs/finetune.md (sac_rgb.py)"
         seed_cell = _seed_cell(rs, left_out.get(key, 0))
