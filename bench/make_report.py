@@ -632,12 +632,14 @@ def section_generalization(ctx: Ctx) -> list[str]:
 
 
 def _gen_rows(ctx: Ctx, name: str) -> list[dict]:
-    """The lines of a generalization CSV; an empty policy cell (a line older than the column) is bc's, as in
+    """The lines of a generalization CSV in the docs table's row order (none, image, sim, sim+image; a stable
+    sort, so within a row the CSV's order); an empty policy cell (a line older than the column) is bc's, as in
     the docs table."""
     rows = ctx.rows(name)
     if rows and "policy" in rows[0]:
         rows = [dict(r, policy=reproduce.gen_policy(r)) for r in rows]
-    return rows
+    order = list(reproduce.GENERALIZATION_ROWS)
+    return sorted(rows, key=lambda r: order.index(r.get("training")) if r.get("training") in order else len(order))
 
 
 def generalization_light(ctx: Ctx) -> list[str]:

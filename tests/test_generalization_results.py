@@ -304,6 +304,8 @@ def test_make_report_section_3_groups_the_seeds_of_each_row(tmp_path):
     assert none.startswith(f"| none | bc | off | off | heavy | 500 | 5000 | 100 | {DEVICE} | 3 (1, 2, 3) | ")
     assert "| 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) | 0.20 ± 0.10 (n=3) | 0.10 ± 0.00 (n=3) |" in none
     assert len([ln for ln in md.splitlines() if ln.startswith("| image |")]) == 2  # --dr heavy and light apart
+    firsts = [ln.split(" | ")[0][2:] for ln in md.splitlines() if ln.startswith("| ") and " | bc | " in ln]
+    assert list(dict.fromkeys(firsts)) == ["none", "image", "sim", "sim+image"]  # the docs table's order
     assert (tmp_path / "docs/figures/generalization.png").is_file()
 
     # a line written before the policy column (empty cell) is bc's, as in the docs table: the seeds stay together
