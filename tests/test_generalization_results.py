@@ -428,5 +428,12 @@ def test_gaussian_bc_runs_are_their_own_policy_row(tmp_path):
         "| none, BC gaussian | clean demos, no randomization; `bc.py --policy gaussian` (single-step tanh-Gaussian "
         "head, the fine-tuning start) | 2 (1, 2); fewer than 3 | 0.30 ± 0.00 (n=2) |"
     )
-    # make_report keeps them apart too (policy is one of its grouping keys)
-    assert "policy" in make_report.GEN_KEYS
+    # make_report keeps them apart too: section 3 has one `none` row per policy
+    results = tmp_path / "results"
+    _shared.append_rows(results / make_report.GENERALIZATION_CSV, generalization_results.COLUMNS, list(by.values()))
+    ctx = make_report.Ctx(results, tmp_path / "docs/report.md", tmp_path / "docs/figures", REPO_ROOT / "configs")
+    nones = [ln for ln in make_report.section_generalization(ctx) if ln.startswith("| none |")]
+    by_policy = {ln.split(" | ")[1]: ln for ln in nones}
+    assert len(nones) == 2 and set(by_policy) == {"bc", "bc_gaussian"}
+    assert "| 2 (1, 2) **< 3 seeds** | 0.30 ± 0.00 (n=2) |" in by_policy["bc_gaussian"]
+    assert "| 3 (1, 2, 3) | 0.80 ± 0.10 (n=3) |" in by_policy["bc"]
