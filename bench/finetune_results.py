@@ -72,6 +72,8 @@ COLUMNS = (
     "test_device",
     "run_dir",
     "command",
+    "num_demos",
+    "bc_iters",
 )
 CURVE_COLUMNS = ("row", "seed", "env_steps", "wall_s", "success_once", "success_at_end", "device", "run_dir")
 RL_SCRIPTS = ("sac_rgb", "sac")
@@ -229,6 +231,54 @@ def _resolve_init(init_from: str, bc_runs: dict[str, Path]) -> Optional[Path]:
     return bc_runs.get(p.parent.name)
 
 
+def demo_json(cfg: dict) -> Optional[dict]:
+    """The json next to the run's demo file (bc.py --demo-path, an RL run's --demos), None when there is none
+    or it cannot be read."""
+    a = cfg.get("args") or {}
+    demo = a.get("demo_path") or a.get("demos") or ""
+    if not demo:
+        return None
+    p = Path(demo).with_suffix(".json")
+    for cand in [p] if p.is_absolute() else [_shared.REPO_ROOT / p, Path.cwd() / p]:
+        meta = _load_json(cand)
+        if meta is not None:
+            return meta
+    return None
+
+
+def _demo_count(cfg: dict):
+    """Episodes in the run's demo file ('' when its json cannot be read)."""
+    return len((demo_json(cfg) or {}).get("episodes") or []) or ""
+
+
+def _bc_size(cfg: dict, final: dict) -> tuple:
+    """(demos, gradient steps) of a bc.py run: final_eval.json's num_demos (else its demo file's), --total-iters."""
+    return final.get("num_demos") or _demo_count(cfg), (cfg.get("args") or {}).get("total_iters") or ""
+
+
+def size_of(cfg: dict, run_dir: Path, bc_runs: dict[str, Path]) -> tuple:
+    """The CSV's (num_demos, bc_iters) of a run: a bc.py run's own; an RL run started from a BC checkpoint
+    (--init-from, --residual-of) has that BC run's; with --demos only, the demo file's episodes and no BC
+    steps; a scratch run neither. A size other than the protocol's makes a row of its own in the tables
+    (reproduce.finetune_runs), so a 1000-demo run never joins the 500-demo seeds."""
+    import yaml
+
+    if cfg.get("script") == "bc":
+        return _bc_size(cfg, _load_json(run_dir / "final_eval.json") or {})
+    start = start_checkpoint(cfg)
+    if start:
+        init_run = _resolve_init(str(start), bc_runs)
+        try:
+            init_cfg = yaml.safe_load((init_run / "config.yaml").read_text()) if init_run else None
+        except (OSError, yaml.YAMLError):
+            init_cfg = None
+        if not isinstance(init_cfg, dict):
+            print(f"finetune_results: {_rel(run_dir)}: {start}: its run not found, num_demos and bc_iters left empty")
+            return "", ""
+        return _bc_size(init_cfg, _load_json(init_run / "final_eval.json") or {})
+    return (_demo_count(cfg) if (cfg.get("args") or {}).get("demos") else ""), ""
+
+
 def start_checkpoint(cfg: dict) -> Optional[str]:
     """The checkpoint a run started from: --init-from, or the frozen base of --residual-of (None: neither)."""
     a = cfg.get("args") or {}
@@ -294,6 +344,7 @@ def gather_run(run_dir: Path, cfg: dict, row: str, test_seed: Optional[int], bc_
         resumed=_resumed(cfg),
         command=command_of(cfg),
     )
+    line["num_demos"], line["bc_iters"] = size_of(cfg, run_dir, bc_runs)
     # the policy alone: no env steps; its in-training evals count gradient steps, not env steps
     if row in reproduce.BC_ROWS:
         return dict(
@@ -395,15 +446,17 @@ def plot(rows: list[dict], curves: list[dict], path: Path) -> Optional[Path]:
     by_run: dict[str, dict[int, dict]] = {}
     for c in curves:  # later lines of the same run and step win, as in the results CSV
         by_run.setdefault(c.get("run_dir", ""), {})[int(_shared.to_float(c["env_steps"]))] = c
-    devices = list(dict.fromkeys(d for d, _ in groups))
+    devices = list(dict.fromkeys(d for d, _, _ in groups))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     order = list(reproduce.FINETUNE_ROWS)
     fig, (ax_steps, ax_wall) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     f = _shared.to_float
-    for (device, row), lines in sorted(groups.items(), key=lambda kv: (devices.index(kv[0][0]), _row_index(kv[0][1]))):
+    for (device, row, size), lines in sorted(
+        groups.items(), key=lambda kv: (devices.index(kv[0][0]), _row_index(kv[0][1]), kv[0][2])
+    ):
         color = colors[(order.index(row) if row in order else len(order)) % len(colors)]
-        style = "-" if devices.index(device) == 0 else ":"
-        label = f"{row} (n={len(lines)})" + (f", {device}" if len(devices) > 1 else "")
+        style = "-" if devices.index(device) == 0 and not size else ":"  # another device or size: dotted
+        label = f"{reproduce.finetune_label(row, size)} (n={len(lines)})" + (f", {device}" if len(devices) > 1 else "")
         if row in reproduce.BC_ROWS:
             finals = [f(r.get("final_success_once")) for r in lines if f(r.get("final_success_once")) >= 0]
             for ax in (ax_steps, ax_wall) if finals else ():

@@ -39,7 +39,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared, reproduce  # noqa: E402
-from bench.finetune_results import _load_json, _rel, command_of, find_runs  # noqa: E402
+from bench.finetune_results import _load_json, _rel, command_of, demo_json, find_runs  # noqa: E402
 from bench.finetune_results import classify as finetune_row  # noqa: E402
 from cleanrl_style.lib.runs import UserError, run  # noqa: E402
 from cleanrl_style.lib.sim_dr import BASE_ENV_ID, ENV_ID  # noqa: E402
@@ -89,21 +89,6 @@ class Args:
 
 
 # ----------------------------------------------------------------------------- one run
-def demo_json(cfg: dict) -> Optional[dict]:
-    """The json next to the run's demo file (bc.py --demo-path, an RL run's --demos), None when there is none
-    or it cannot be read."""
-    a = cfg.get("args") or {}
-    demo = a.get("demo_path") or a.get("demos") or ""
-    if not demo:
-        return None
-    p = Path(demo).with_suffix(".json")
-    for cand in [p] if p.is_absolute() else [_shared.REPO_ROOT / p, Path.cwd() / p]:
-        meta = _load_json(cand)
-        if meta is not None:
-            return meta
-    return None
-
-
 def demo_level(cfg: dict, evals: dict[str, dict]) -> str:
     """The --sim-dr level of the run's demos: from their json (collect_demos.py records it; ManiSkill's replay
     tool keeps it in env_kwargs), else from the checkpoint's env as the clean evaluation recorded it

@@ -317,7 +317,7 @@ def finetune_table(ctx: Ctx, rows: list[dict]) -> list[str]:
         ]
         + (["reference"] if refs else []),
     )
-    for (device, row), rs in sorted(
+    for (device, row, size), rs in sorted(
         groups.items(), key=lambda kv: (order.index(kv[0][1]) if kv[0][1] in order else len(order), kv[0])
     ):
         episodes = ", ".join(dict.fromkeys(f"{r.get('test_episodes', '?')} ({r.get('final_source', '?')})" for r in rs))
@@ -328,11 +328,12 @@ def finetune_table(ctx: Ctx, rows: list[dict]) -> list[str]:
             else ", ".join(dict.fromkeys(reproduce._fmt_steps_cell(r.get("env_steps")) for r in rs))
         )
         task = rs[0].get("env_id", "")
+        label = reproduce.finetune_label(row, size)
         table.add(
             [
-                row,
+                label,
                 reproduce.FINETUNE_ROWS.get(row, "?"),
-                ctx.seeds_cell("1. fine-tuning", row, [r.get("seed", "") for r in rs]),
+                ctx.seeds_cell("1. fine-tuning", label, [r.get("seed", "") for r in rs]),
                 mean_std([f(r.get("final_success_once")) for r in rs]),
                 mean_std([f(r.get("final_success_at_end")) for r in rs]),
                 episodes,
@@ -343,7 +344,7 @@ def finetune_table(ctx: Ctx, rows: list[dict]) -> list[str]:
             + ([ctx.ref_ids("finetune", task)] if refs else []),
             ctx.cite(FINETUNE_CSV, rs),
         )
-    ran = {row for _, row in groups}
+    ran = {row for _, row, size in groups if not size}  # of the protocol's size
     for row, what in reproduce.FINETUNE_ROWS.items():
         if row not in ran:
             table.add([row, what, "not run yet", "–", "–", "–", "–", "–", "–"] + (["–"] if refs else []), "")
@@ -1148,13 +1149,13 @@ def readme_headline(ctx: Ctx, readme_dir: Path) -> list[str]:
     )
     measured = False
     for rl_row, start_row, what, start_what in pairs:
-        found = [(k, v) for k, v in groups.items() if k[1] == rl_row]
+        found = [(k, v) for k, v in groups.items() if k[1] == rl_row and not k[2]]  # the protocol's size
         if not found:
             continue
         measured = True
-        (device, _), rs = found[0]
+        (device, _, _), rs = found[0]
         steps = ", ".join(dict.fromkeys(reproduce._fmt_steps_cell(r.get("env_steps")) for r in rs))
-        start = groups.get((device, start_row), [])
+        start = groups.get((device, start_row, ""), [])
         if start:
             table.add(
                 [start_what, mean_std([f(r.get("final_success_once")) for r in start]), device],

@@ -650,15 +650,15 @@ def finetune_seed_table(rows: list[dict]) -> list[str]:
         "| eval success_once during training | env steps | wall time | device | commit |",
         "|---|---:|---|---|---|---|---|---:|---:|---|---|",
     ]
-    for (device, row), rs in sorted(groups.items(), key=lambda kv: (order.index(kv[0][1]) if kv[0][1] in order
-                                                                    else len(order), kv[0])):  # fmt: skip
+    for (device, row, size), rs in sorted(groups.items(), key=lambda kv: (order.index(kv[0][1]) if kv[0][1] in
+                                                                          order else len(order), kv[0])):  # fmt: skip
         for r in rs:
             curve = "; ".join(
                 f"@{fmt_steps(int(f(k)))}: {fmt2(f(v))}"
                 for k, _, v in (item.partition(":") for item in (r.get("eval_curve") or "").split(";") if item)
             )
             out.append(
-                f"| {row} | {r.get('seed', '')} | {fmt2(f(r.get('final_success_once')))} | "
+                f"| {finetune_label(row, size)} | {r.get('seed', '')} | {fmt2(f(r.get('final_success_once')))} | "
                 f"{fmt2(f(r.get('final_success_at_end')))} | {r.get('test_episodes', '?')} episodes "
                 f"({r.get('final_source', '?')}) | {fmt2(f(r.get('min_eval_success_once')))} | {curve or '–'} | "
                 f"{_fmt_steps_cell(r.get('env_steps'))} | {fmt_wall([f(r.get('wall_s'))])} | {device} | "
@@ -917,25 +917,47 @@ FINETUNE_LADDER_ROWS = {
 BC_ROWS = ("bc", "bc_chunk")  # rows of a policy alone: no env steps, their final success drawn as a level
 
 
-def finetune_runs(rows: list[dict]) -> tuple[dict[tuple[str, str], list[dict]], dict[tuple[str, str], int]]:
-    """The lines of a bench/finetune_results.py CSV that count, as (device, row) -> lines in seed order:
-    the last line of each run_dir (a held-out evaluation supersedes a final_eval.json line), then per
-    (device, row, seed) the newest run (by start date). Also how many older runs of a seed were left out."""
+# the size of the fine-tuning protocol (configs/finetune/pickcube_rgb64_cpu.sh's NUM_DEMOS and BC_ITERS): the
+# demos behind a row and its BC start's gradient steps; a run of another size is a row of its own
+FINETUNE_SIZE = {"num_demos": 500, "bc_iters": 5000}
+
+
+def finetune_size(r: dict) -> str:
+    """'' for a line of the protocol's size (FINETUNE_SIZE; an empty cell matches: a scratch run has no demos,
+    a CSV from before the columns has none), else its size as 'N demos / K BC steps'."""
+    f = _shared.to_float
+    cells = {c: f(r.get(c)) for c in FINETUNE_SIZE}
+    if all(v != v or v == FINETUNE_SIZE[c] for c, v in cells.items()):
+        return ""
+    n, k = cells["num_demos"], cells["bc_iters"]
+    return f"{int(n) if n == n else '–'} demos / {fmt_steps(int(k)) if k == k else 'no'} BC steps"
+
+
+def finetune_label(row: str, size: str) -> str:
+    """A table's row cell: the experiment row, with its size when it is not the protocol's."""
+    return f"{row} ({size})" if size else row
+
+
+def finetune_runs(rows: list[dict]) -> tuple[dict[tuple[str, str, str], list[dict]], dict[tuple[str, str, str], int]]:
+    """The lines of a bench/finetune_results.py CSV that count, as (device, row, size) -> lines in seed order
+    (size: finetune_size, '' for the protocol's): the last line of each run_dir (a held-out evaluation
+    supersedes a final_eval.json line), then per (device, row, size, seed) the newest run (by start date).
+    Also how many older runs of a seed were left out."""
     last: dict[str, dict] = {}
     for i, r in enumerate(rows):
         last[r.get("run_dir") or f"#{i}"] = r
-    newest: dict[tuple[str, str, str], dict] = {}
-    left_out: dict[tuple[str, str], int] = defaultdict(int)
+    newest: dict[tuple[str, str, str, str], dict] = {}
+    left_out: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in last.values():
-        key = (r.get("device") or "unknown", r.get("row") or "?", r.get("seed", ""))
+        key = (r.get("device") or "unknown", r.get("row") or "?", finetune_size(r), r.get("seed", ""))
         prev = newest.get(key)
         if prev is not None:
-            left_out[key[:2]] += 1
+            left_out[key[:3]] += 1
         if prev is None or r.get("date", "") >= prev.get("date", ""):
             newest[key] = r
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for (device, row, _), r in newest.items():
-        groups[(device, row)].append(r)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for (device, row, size, _), r in newest.items():
+        groups[(device, row, size)].append(r)
     for v in groups.values():
         v.sort(key=lambda r: _seed_key(r.get("seed", "")))
     return dict(groups), dict(left_out)
@@ -983,7 +1005,7 @@ def finetune_table(rows: list[dict], what: dict[str, str] | None = None) -> list
         "|---|---|---|---|---|---|---|---|---:|---|---|---|",
     ]
     for key in _ranked(groups, rows, what):
-        device, row = key
+        device, row, size = key
         rs = groups[key]
         seed_cell = _seed_cell(rs, left_out.get(key, 0))
 
@@ -1011,13 +1033,13 @@ def finetune_table(rows: list[dict], what: dict[str, str] | None = None) -> list
         ]
         steps = "0 (no RL)" if row in BC_ROWS else uniq(lambda r: _fmt_steps_cell(r.get("env_steps")))
         out.append(
-            f"| {row} | {what.get(row, '?')} | {seed_cell} | "
+            f"| {finetune_label(row, size)} | {what.get(row, '?')} | {seed_cell} | "
             f"{mean_std([f(r.get('final_success_once')) for r in rs])} | "
             f"{mean_std([f(r.get('final_success_at_end')) for r in rs])} | {uniq(evaluation)} | "
             f"{mean_of('min_eval_success_once')} | {mean_of('start_success_once')} | {steps} | {wall} | "
             f"{device} | {', '.join(dict.fromkeys(_short_commit(c) for c in commits if c)) or 'unknown'} |"
         )
-    ran = {row for _, row in groups}
+    ran = {row for _, row, size in groups if not size}  # of the protocol's size
     for row, desc in what.items():
         if row not in ran:
             out.append(f"| {row} | {desc} | not run yet | – | – | – | – | – | – | – | – | – |")
@@ -1169,7 +1191,7 @@ def encoder_ladder_table(rows: list[dict]) -> list[str]:
         "|---|---|---|---|---|---|---:|---|---|---|",
     ]
     for key in _ranked(groups, rows, ENCODER_LADDER_ROWS):
-        device, row = key
+        device, row, size = key
         rs = groups[key]
         seed_cell = _seed_cell(rs, left_out.get(key, 0))
         what = ENCODER_LADDER_ROWS[row][0] if row in ENCODER_LADDER_ROWS else _ladder_what(rs[0])
@@ -1183,11 +1205,11 @@ def encoder_ladder_table(rows: list[dict]) -> list[str]:
             wall += f"; + pretraining {fmt_wall(pre)}"
         commits = ", ".join(dict.fromkeys(_short_commit(r.get("commit") or "") for r in rs if r.get("commit")))
         out.append(
-            f"| {row} | {what} | {seed_cell} | {mean_std([f(r.get('clean')) for r in rs])} | "
+            f"| {finetune_label(row, size)} | {what} | {seed_cell} | {mean_std([f(r.get('clean')) for r in rs])} | "
             f"{mean_std([f(r.get('held_out')) for r in rs])} | {episodes} | {steps} | {wall} | {device} | "
             f"{commits or 'unknown'} |"
         )
-    ran = {row for _, row in groups}
+    ran = {row for _, row, size in groups if not size}  # of the protocol's size
     for row, (what, published) in ENCODER_LADDER_ROWS.items():
         if row in ran:
             continue

@@ -240,7 +240,7 @@ def test_gather_rows_curves_idempotence_and_the_plot(tmp_path, capsys):
     assert len(rows2) == len(rows) + 1 and rows2[-1]["run_dir"] == b2["run_dir"]
     assert rows2[-1]["final_source"] == f"eval_last_seed{TEST_SEED}.json" and curves_path.read_bytes() == before[1]
     groups, _ = reproduce.finetune_runs(rows2)
-    assert [x["final_success_once"] for x in groups[(DEVICE, "bc")]] == ["0.48", "0.55"]
+    assert [x["final_success_once"] for x in groups[(DEVICE, "bc", "")]] == ["0.48", "0.55"]
     assert finetune_results.main(args) == 0 and len(_shared.read_rows(res)) == len(rows2)
 
     # one run directory given directly, and --test-seed picks among several held-out evaluations
@@ -382,3 +382,52 @@ def test_runs_of_another_task_need_their_own_csv(tmp_path):
     assert finetune_results.main(own) == 0
     (line,) = _shared.read_rows(tmp_path / "peg.csv")
     assert (line["row"], line["env_id"]) == ("bc", "PegInsertionSide-v1")
+
+
+def test_runs_of_another_size_are_rows_of_their_own(tmp_path, capsys):
+    """A bc.py start trained on 1000 demos for 10k steps, and the RL run started from it, get num_demos and
+    bc_iters from that start and render as their own rows, after the protocol's: they never join (or
+    replace) the 500-demo seeds of the same row and seed. A --demos-only run takes its demo file's count."""
+    out, runs = _experiment(tmp_path)
+    big = out / "big"
+    bc = _run(big / "bc/seed1", "bc", 1, dict(BC_ARGS, total_iters=10000), [(10000, 300, 0.8, 0.6)],
+              dict(success_once=0.8, success_at_end=0.6, step=10000, wall_time_s=1000.0, train_s=700.0,
+                   num_demos=1000, demo_steps=78005), test=(0.9, 0.7), date="2026-12-09T10:00:00+0000")  # fmt: skip
+    recipe = dict(RL_ARGS, critic_encoder="separate", demos=DEMO, bc_coef=2.0, exp_name="finetune_bc_init_demos")
+    _run(big / "rl/bc_init_demos/seed1", "sac_rgb", 1, dict(recipe, init_from=f"{bc}/last.pt"),
+         [(0, 50, 0.8, 0.6), (5000, 990, 0.95, 0.8)],
+         dict(success_once=0.9, success_at_end=0.8, step=5000, wall_time_s=1000.0), test=(0.97, 0.85),
+         date="2026-12-09T11:00:00+0000")  # fmt: skip
+    demo_dir = tmp_path / "d"
+    demo_dir.mkdir()
+    (demo_dir / "t.json").write_text('{"episodes": [{"episode_id": 0}, {"episode_id": 1}]}')
+    _run(big / "rl/demos/seed1", "sac_rgb", 1, dict(RL_ARGS, demos=str(demo_dir / "t.h5"), exp_name="finetune_demos"),
+         [(5000, 800, 0.1, 0.0)], dict(success_once=0.1, success_at_end=0.0, step=5000, wall_time_s=800.0))  # fmt: skip
+    assert finetune_results.main(_args(tmp_path, out, plot=False)) == 0
+    rows = _shared.read_rows(tmp_path / "res/ft.csv")
+    size = {(r["row"], r["seed"], r["run_dir"].split("/ft/")[1].split("/")[0]): (r["num_demos"], r["bc_iters"])
+            for r in rows}  # fmt: skip
+    assert size[("bc", "1", "bc")] == ("500", "5000") and size[("bc", "1", "big")] == ("1000", "10000")
+    assert size[("bc_init_demos", "1", "rl")] == ("500", "5000")  # from its start, bc seed 1
+    assert size[("bc_init_demos", "1", "big")] == ("1000", "10000") and size[("scratch", "1", "rl")] == ("", "")
+    assert size[("demos", "1", "big")] == ("2", "")
+
+    groups, _ = reproduce.finetune_runs(rows)
+    assert [r["final_success_once"] for r in groups[(DEVICE, "bc", "")]] == [
+        "0.48",
+        "0.6",
+    ]  # the newer big seed 1 is not there
+    assert [r["final_success_once"] for r in groups[(DEVICE, "bc", "1000 demos / 10k BC steps")]] == ["0.9"]
+    md = "\n".join(reproduce.finetune_table(rows))
+    labels = [ln.split(" | ")[0][2:] for ln in md.splitlines()[2:]]
+    # FINETUNE_ROWS order, each row's other sizes right after it; the 500-demo demos row is still not run
+    assert labels[:7] == [
+        "bc",
+        "bc (1000 demos / 10k BC steps)",
+        "scratch",
+        "demos (2 demos / no BC steps)",
+        "bc_init",
+        "bc_init_demos",
+        "bc_init_demos (1000 demos / 10k BC steps)",
+    ]
+    assert f"| demos | {reproduce.FINETUNE_ROWS['demos']} | not run yet |" in md
