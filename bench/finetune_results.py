@@ -461,7 +461,9 @@ def plot(rows: list[dict], curves: list[dict], path: Path) -> Optional[Path]:
             finals = [f(r.get("final_success_once")) for r in lines if f(r.get("final_success_once")) >= 0]
             for ax in (ax_steps, ax_wall) if finals else ():
                 level = statistics.fmean(finals)
-                ax.axhline(level, color=color, ls="--", lw=1.2, label=label + ", final success")
+                ax.axhline(
+                    level, color=color, ls="--" if style == "-" else ":", lw=1.2, label=label + ", final success"
+                )
             continue
         pts = [
             (
