@@ -246,14 +246,14 @@ def demo_json(cfg: dict) -> Optional[dict]:
     return None
 
 
-def _demo_count(cfg: dict):
+def demo_count(cfg: dict):
     """Episodes in the run's demo file ('' when its json cannot be read)."""
     return len((demo_json(cfg) or {}).get("episodes") or []) or ""
 
 
 def _bc_size(cfg: dict, final: dict) -> tuple:
     """(demos, gradient steps) of a bc.py run: final_eval.json's num_demos (else its demo file's), --total-iters."""
-    return final.get("num_demos") or _demo_count(cfg), (cfg.get("args") or {}).get("total_iters") or ""
+    return final.get("num_demos") or demo_count(cfg), (cfg.get("args") or {}).get("total_iters") or ""
 
 
 def size_of(cfg: dict, run_dir: Path, bc_runs: dict[str, Path]) -> tuple:
@@ -276,7 +276,7 @@ def size_of(cfg: dict, run_dir: Path, bc_runs: dict[str, Path]) -> tuple:
             print(f"finetune_results: {_rel(run_dir)}: {start}: its run not found, num_demos and bc_iters left empty")
             return "", ""
         return _bc_size(init_cfg, _load_json(init_run / "final_eval.json") or {})
-    return (_demo_count(cfg) if (cfg.get("args") or {}).get("demos") else ""), ""
+    return (demo_count(cfg) if (cfg.get("args") or {}).get("demos") else ""), ""
 
 
 def start_checkpoint(cfg: dict) -> Optional[str]:

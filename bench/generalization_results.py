@@ -39,7 +39,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _shared, reproduce  # noqa: E402
-from bench.finetune_results import _load_json, _rel, command_of, demo_json, find_runs  # noqa: E402
+from bench.finetune_results import _load_json, _rel, command_of, demo_count, demo_json, find_runs  # noqa: E402
 from bench.finetune_results import classify as finetune_row  # noqa: E402
 from cleanrl_style.lib.runs import UserError, run  # noqa: E402
 from cleanrl_style.lib.sim_dr import BASE_ENV_ID, ENV_ID  # noqa: E402
@@ -180,7 +180,7 @@ def gather_run(run_dir: Path, cfg: dict, training: str, seed: int, evals: dict[s
         sim_dr_level=evals["train"].get("sim_dr") or "",
         demo_sim_dr=demo_sim_dr,
         image_dr=a.get("dr") or "off",
-        num_demos=final.get("num_demos", a.get("num_demos")) or len((demo_json(cfg) or {}).get("episodes") or []) or "",
+        num_demos=final.get("num_demos", a.get("num_demos")) or demo_count(cfg),
         total_iters=a.get("total_iters"),
         wall_s=_shared.to_float(str(final.get("train_s", final.get("wall_time_s", "")))),
         env_id=cfg.get("env_id", a.get("env_id", "")),
